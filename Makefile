@@ -1,0 +1,32 @@
+# Everything a fresh clone needs: `make test` and (later) `make demo` create
+# .venv and install the pinned requirements on first use.
+
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint unit bench clean-venv
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VPY) -m ruff check .
+	$(VPY) -m yamllint -s hparams
+
+unit: $(STAMP)
+	$(VPY) -m pytest
+
+test: lint unit
+
+bench: $(STAMP)
+	$(VPY) tests/benchmarks/bench_lobe.py
+
+clean-venv:
+	rm -rf $(VENV)

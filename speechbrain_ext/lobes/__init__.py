@@ -1,0 +1,1 @@
+"""Neural building blocks of MR-RawNet, one idea per module."""
