@@ -1,0 +1,127 @@
+"""Res2Net bottleneck with alpha feature-map scaling (AFMS).
+
+``Bottle2neck`` is the residual unit inside every MR-RawNet MRA path:
+1x1 conv -> ReLU -> BN, a hierarchical split into ``scale`` groups (each
+group but the last is convolved after adding the previous group's output),
+1x1 conv -> ReLU -> BN, identity residual, then AFMS.
+
+AFMS rescales the block output: ``x <- (x + alpha) * sigmoid(FC(mean_t x))``
+(RawNet2). The time average counts valid frames only.
+
+Authors
+ * MR-RawNet SpeechBrain recipe contributors
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechbrain_ext.lobes.masking import apply_mask, masked_mean
+
+
+class AFMS(nn.Module):
+    """Alpha feature-map scaling.
+
+    Arguments
+    ---------
+    channels : int
+        Number of channels.
+
+    Example
+    -------
+    >>> afms = AFMS(4)
+    >>> afms(torch.randn(2, 4, 10)).shape
+    torch.Size([2, 4, 10])
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(channels, 1))
+        self.fc = nn.Linear(channels, channels)
+
+    def forward(self, x, mask=None):
+        """Scales ``x``.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[B, C, T]``.
+        mask : torch.Tensor or None
+            ``[B, 1, T]`` mask of valid frames.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, T]``.
+        """
+        scale = torch.sigmoid(self.fc(masked_mean(x, mask).squeeze(-1)))
+        scale = scale.unsqueeze(-1)
+        return torch.addcmul(self.alpha * scale, x, scale)
+
+
+class Bottle2neck(nn.Module):
+    """Res2Net bottleneck block followed by AFMS (input = output channels).
+
+    Arguments
+    ---------
+    channels : int
+        Input and output channels.
+    kernel_size : int
+        Kernel of the group convolutions.
+    dilation : int
+        Dilation of the group convolutions.
+    scale : int
+        Number of groups.
+
+    Example
+    -------
+    >>> block = Bottle2neck(8, kernel_size=3, dilation=2, scale=4)
+    >>> block(torch.randn(2, 8, 10)).shape
+    torch.Size([2, 8, 10])
+    """
+
+    def __init__(self, channels, kernel_size=3, dilation=2, scale=4):
+        super().__init__()
+        width = channels // scale
+        self.width = width
+        self.conv1 = nn.Conv1d(channels, width * scale, 1)
+        self.bn1 = nn.BatchNorm1d(width * scale)
+        pad = kernel_size // 2 * dilation
+        self.convs = nn.ModuleList(
+            nn.Conv1d(width, width, kernel_size, dilation=dilation,
+                      padding=pad)
+            for _ in range(scale - 1)
+        )
+        self.bns = nn.ModuleList(
+            nn.BatchNorm1d(width) for _ in range(scale - 1)
+        )
+        self.conv3 = nn.Conv1d(width * scale, channels, 1)
+        self.bn3 = nn.BatchNorm1d(channels)
+        self.afms = AFMS(channels)
+
+    def forward(self, x, mask=None):
+        """Runs the block.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[B, C, T]``.
+        mask : torch.Tensor or None
+            ``[B, 1, T]`` mask of valid frames.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, T]``.
+        """
+        residual = x
+        groups = self.bn1(F.relu(self.conv1(x))).split(self.width, dim=1)
+        outputs = []
+        y = None
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
+            y = groups[i] if i == 0 else y + groups[i]
+            y = bn(F.relu(conv(apply_mask(y, mask))))
+            outputs.append(y)
+        outputs.append(groups[-1])
+        y = self.bn3(F.relu(self.conv3(torch.cat(outputs, dim=1))))
+        return self.afms(y + residual, mask)

@@ -1,0 +1,180 @@
+"""Temporal convolutional network (Conv-TasNet style) of the MRFE.
+
+A TCN is ``repeats`` stacks of ``blocks`` residual temporal blocks with
+dilations 1, 2, 4, ... Each block is: 1x1 conv -> PReLU -> gLN -> depthwise
+dilated conv -> PReLU -> gLN -> 1x1 conv, added to its input. There are no
+skip outputs.
+
+Global layer norm (gLN) normalises over channels *and* valid frames of each
+utterance. Depthwise convolutions see zeros beyond each utterance's valid
+frames, so padding never leaks into valid frames.
+
+Authors
+ * MR-RawNet SpeechBrain recipe contributors
+"""
+
+import torch
+from torch import nn
+
+from speechbrain_ext.lobes.masking import apply_mask
+
+
+class GlobalLayerNorm(nn.Module):
+    """Layer norm over channels and time, per utterance (gLN).
+
+    Arguments
+    ---------
+    channels : int
+        Number of channels.
+    eps : float
+        Added to the variance inside the square root.
+
+    Example
+    -------
+    >>> norm = GlobalLayerNorm(4)
+    >>> y = norm(torch.randn(2, 4, 10))
+    >>> bool(y.mean(dim=(1, 2)).abs().max() < 1e-5)
+    True
+    """
+
+    def __init__(self, channels, eps=1e-8):
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x, mask=None):
+        """Normalises ``x``.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[B, C, T]``.
+        mask : torch.Tensor or None
+            ``[B, 1, T]`` mask of valid frames.
+
+        Returns
+        -------
+        torch.Tensor
+            Normalised features (padded frames are not meaningful).
+        """
+        if mask is None:
+            var, mean = torch.var_mean(
+                x, dim=(1, 2), keepdim=True, correction=0
+            )
+        else:
+            count = mask.sum(dim=(1, 2), keepdim=True) * x.shape[1]
+            mean = (x * mask).sum(dim=(1, 2), keepdim=True) / count
+            dev = (x - mean) * mask
+            var = dev.square().sum(dim=(1, 2), keepdim=True) / count
+        scale = self.gamma * torch.rsqrt(var + self.eps)
+        return torch.addcmul(self.beta - mean * scale, x, scale)
+
+
+class TemporalBlock(nn.Module):
+    """Residual temporal block with a dilated depthwise convolution.
+
+    Arguments
+    ---------
+    channels : int
+        Input and output channels.
+    hidden : int
+        Channels inside the block.
+    dilation : int
+        Dilation of the depthwise convolution (kernel 3, same padding).
+
+    Example
+    -------
+    >>> block = TemporalBlock(8, 6, dilation=2)
+    >>> block(torch.randn(2, 8, 20)).shape
+    torch.Size([2, 8, 20])
+    """
+
+    def __init__(self, channels, hidden, dilation):
+        super().__init__()
+        self.expand = nn.Conv1d(channels, hidden, 1, bias=False)
+        self.act1 = nn.PReLU()
+        self.norm1 = GlobalLayerNorm(hidden)
+        self.depthwise = nn.Conv1d(
+            hidden,
+            hidden,
+            3,
+            padding=dilation,
+            dilation=dilation,
+            groups=hidden,
+            bias=False,
+        )
+        self.act2 = nn.PReLU()
+        self.norm2 = GlobalLayerNorm(hidden)
+        self.project = nn.Conv1d(hidden, channels, 1, bias=False)
+
+    def forward(self, x, mask=None):
+        """Runs the block.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[B, C, T]``.
+        mask : torch.Tensor or None
+            ``[B, 1, T]`` mask of valid frames.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, T]``.
+        """
+        y = self.norm1(self.act1(self.expand(x)), mask)
+        y = self.depthwise(apply_mask(y, mask))
+        y = self.norm2(self.act2(y), mask)
+        return x + self.project(y)
+
+
+class TCN(nn.Module):
+    """Stacks of temporal blocks with dilations ``1, 2, ..., 2**(blocks-1)``.
+
+    Arguments
+    ---------
+    channels : int
+        Input and output channels.
+    hidden : int
+        Channels inside each block.
+    repeats : int
+        Number of stacks.
+    blocks : int
+        Blocks per stack.
+
+    Example
+    -------
+    >>> tcn = TCN(8, 6, repeats=2, blocks=3)
+    >>> tcn(torch.randn(2, 8, 20)).shape
+    torch.Size([2, 8, 20])
+    """
+
+    def __init__(self, channels, hidden, repeats=3, blocks=4):
+        super().__init__()
+        self.repeats = nn.ModuleList(
+            nn.ModuleList(
+                TemporalBlock(channels, hidden, 2**b) for b in range(blocks)
+            )
+            for _ in range(repeats)
+        )
+
+    def forward(self, x, mask=None):
+        """Runs every block in order.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[B, C, T]``.
+        mask : torch.Tensor or None
+            ``[B, 1, T]`` mask of valid frames.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, T]``.
+        """
+        for stack in self.repeats:
+            for block in stack:
+                x = block(x, mask)
+        return x

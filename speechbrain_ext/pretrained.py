@@ -1,0 +1,417 @@
+"""Self-contained pretrained folders for ``EncoderClassifier``.
+
+A pretrained folder holds everything ``EncoderClassifier.from_hparams``
+needs, with no hub ID or absolute path anywhere, so it loads offline and can
+be moved or archived:
+
+* ``hyperparams.yaml``: the inference graph (MR-RawNet, pass-through feature
+  stages, cosine classifier, audio normaliser, a Pretrainer whose loading is
+  strict);
+* ``embedding_model.ckpt`` and ``classifier.ckpt``: state dicts;
+* ``label_encoder.txt`` (and the same content as ``label_encoder.ckpt``,
+  the name SpeechBrain's Pretrainer looks for), when speaker labels are
+  known;
+* ``README.md``: a short model card.
+
+SpeechBrain's default parameter transfer is non-strict and only logs a
+warning when keys do not match, so a wrong checkpoint silently yields a
+random model. Every load here goes through :func:`load_state_dict_strict`,
+which raises an error naming the offending keys.
+
+Authors
+ * MR-RawNet SpeechBrain recipe contributors
+"""
+
+import hashlib
+import os
+import tempfile
+
+import torch
+import yaml
+
+#: The official MR-RawNet configuration (constructor defaults).
+OFFICIAL_MODEL_KWARGS = {
+    "sinc_filters": 256,
+    "tcn_channels": 128,
+    "tcn_hidden": 96,
+    "tcn_repeats": 3,
+    "tcn_blocks": 4,
+    "channels": 256,
+    "mra_depths": [3, 3, 3],
+    "mra_dilation": 2,
+    "mra_scale": 4,
+    "aggregate_channels": 1536,
+    "attention_channels": 256,
+    "lin_neurons": 256,
+}
+
+_MAX_LISTED = 10
+
+
+def _listing(names):
+    """First names of a list, with the total count."""
+    names = sorted(names)
+    shown = ", ".join(names[:_MAX_LISTED])
+    more = len(names) - _MAX_LISTED
+    return shown + (f", ... ({more} more)" if more > 0 else "")
+
+
+def load_state_dict_strict(module, state_dict, source="state dict"):
+    """Loads ``state_dict`` into ``module``, refusing any mismatch.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        The module to fill.
+    state_dict : dict
+        Tensors by key.
+    source : str
+        Where the state dict comes from, for error messages.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module``, loaded.
+
+    Raises
+    ------
+    ValueError
+        If keys are missing or unexpected, or shapes differ; the message
+        names them.
+
+    Example
+    -------
+    >>> layer = torch.nn.Linear(2, 3)
+    >>> _ = load_state_dict_strict(layer, torch.nn.Linear(2, 3).state_dict())
+    >>> load_state_dict_strict(layer, {"weight": torch.zeros(3, 2)})
+    Traceback (most recent call last):
+    ...
+    ValueError: state dict does not match Linear: missing keys: bias
+    """
+    expected = module.state_dict()
+    missing = set(expected) - set(state_dict)
+    unexpected = set(state_dict) - set(expected)
+    shapes = [
+        f"{k} {list(state_dict[k].shape)} != {list(expected[k].shape)}"
+        for k in sorted(set(expected) & set(state_dict))
+        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_listing(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatches: {_listing(shapes)}")
+    if problems:
+        raise ValueError(
+            f"{source} does not match {type(module).__name__}: "
+            + "; ".join(problems)
+        )
+    module.load_state_dict(state_dict, strict=True)
+    return module
+
+
+def strict_transfer(obj, path):
+    """Pretrainer hook: strict, weights-only loading of a module checkpoint.
+
+    Arguments
+    ---------
+    obj : torch.nn.Module
+        The module to fill.
+    path : str or pathlib.Path
+        A ``torch.save``'d state dict.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``obj``, loaded.
+
+    Example
+    -------
+    >>> path = os.path.join(tempfile.mkdtemp(), "layer.ckpt")
+    >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
+    >>> _ = strict_transfer(torch.nn.Linear(2, 2), path)
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return load_state_dict_strict(obj, state, source=str(path))
+
+
+def hyperparams_yaml(model_kwargs, n_classes, with_labels, sample_rate=16000):
+    """Renders the inference ``hyperparams.yaml`` of a pretrained folder.
+
+    Arguments
+    ---------
+    model_kwargs : dict
+        ``MRRawNet`` constructor arguments.
+    n_classes : int
+        Rows of the cosine classifier.
+    with_labels : bool
+        Whether the folder has a label encoder to load.
+    sample_rate : int
+        Sample rate the model expects; files are resampled to it.
+
+    Returns
+    -------
+    str
+        The YAML text.
+
+    Example
+    -------
+    >>> text = hyperparams_yaml({"lin_neurons": 4}, 3, with_labels=False)
+    >>> "out_neurons: 3" in text and "label_encoder:" not in text
+    True
+    """
+    model = yaml.safe_dump(dict(model_kwargs), default_flow_style=None)
+    model = "".join(f"    {line}\n" for line in model.splitlines())
+    emb_dim = model_kwargs.get("lin_neurons", 256)
+    label_line = (
+        "        label_encoder: !ref <label_encoder>\n" if with_labels else ""
+    )
+    label_obj = (
+        "label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder\n"
+        if with_labels
+        else ""
+    )
+    return f"""\
+# MR-RawNet speaker embeddings: inference graph for EncoderClassifier.
+# Written by speechbrain_ext.pretrained. HyperPyYAML can run code: only load
+# files you trust.
+
+sample_rate: {sample_rate}
+
+embedding_model: !new:speechbrain_ext.lobes.mr_rawnet.MRRawNet
+{model}
+classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
+    input_size: {emb_dim}
+    out_neurons: {n_classes}
+    lin_blocks: 0
+
+# MR-RawNet reads raw waveforms and normalises them itself.
+compute_features: !new:speechbrain_ext.lobes.passthrough.PassThrough
+mean_var_norm: !new:speechbrain_ext.lobes.passthrough.PassThrough
+
+# Files are resampled to the model's rate and mixed down to mono.
+audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
+    sample_rate: !ref <sample_rate>
+    mix: avg-to-mono
+
+{label_obj}
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    embedding_model: !ref <embedding_model>
+    classifier: !ref <classifier>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        embedding_model: !ref <embedding_model>
+        classifier: !ref <classifier>
+{label_line}    custom_hooks:
+        embedding_model: !name:speechbrain_ext.pretrained.strict_transfer
+        classifier: !name:speechbrain_ext.pretrained.strict_transfer
+"""
+
+
+def _atomic_write(path, write):
+    """Writes a file through a temporary name, then renames it."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_label_encoder(path, labels):
+    """Writes a SpeechBrain ``CategoricalEncoder`` file, labels in order.
+
+    Arguments
+    ---------
+    path : str
+        Output file.
+    labels : list of str
+        Labels; the i-th gets index i.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Example
+    -------
+    >>> from speechbrain.dataio.encoder import CategoricalEncoder
+    >>> path = os.path.join(tempfile.mkdtemp(), "label_encoder.txt")
+    >>> _ = write_label_encoder(path, ["id1", "id2"])
+    >>> enc = CategoricalEncoder()
+    >>> enc.load(path)
+    >>> enc.encode_label("id2")
+    1
+    """
+    from speechbrain.dataio.encoder import CategoricalEncoder
+
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"duplicate labels given for {path}")
+    encoder = CategoricalEncoder()
+    encoder.update_from_iterable(labels)
+    _atomic_write(path, encoder.save)
+    return path
+
+
+def write_pretrained_folder(out_dir, model_kwargs, embedding_state,
+                            classifier_weight, labels=None, card=""):
+    """Writes a self-contained pretrained folder for ``EncoderClassifier``.
+
+    Arguments
+    ---------
+    out_dir : str
+        Folder to create or update.
+    model_kwargs : dict
+        ``MRRawNet`` constructor arguments.
+    embedding_state : dict
+        ``MRRawNet`` state dict (checked strictly before writing).
+    classifier_weight : torch.Tensor
+        Cosine classifier weights ``[n_classes, emb_dim]``.
+    labels : list of str or None
+        Speaker label of each classifier row, in order.
+    card : str
+        Extra model-card text (origin, results).
+
+    Returns
+    -------
+    str
+        ``out_dir``.
+
+    Example
+    -------
+    >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
+    >>> kw = dict(sinc_filters=8, tcn_channels=8, tcn_hidden=6,
+    ...           tcn_repeats=1, tcn_blocks=1, channels=8,
+    ...           mra_depths=[1, 1, 1], aggregate_channels=8,
+    ...           attention_channels=4, lin_neurons=4)
+    >>> out = write_pretrained_folder(tempfile.mkdtemp(), kw,
+    ...     MRRawNet(**kw).state_dict(), torch.randn(3, 4), ["a", "b", "c"])
+    >>> sorted(os.listdir(out))  # doctest: +NORMALIZE_WHITESPACE
+    ['README.md', 'classifier.ckpt', 'embedding_model.ckpt',
+     'hyperparams.yaml', 'label_encoder.ckpt', 'label_encoder.txt']
+    """
+    from speechbrain.lobes.models.ECAPA_TDNN import Classifier
+
+    from speechbrain_ext.lobes.mr_rawnet import MRRawNet
+
+    model_kwargs = dict(model_kwargs)
+    load_state_dict_strict(
+        MRRawNet(**model_kwargs), embedding_state, "embedding model"
+    )
+    n_classes, emb_dim = classifier_weight.shape
+    if emb_dim != model_kwargs.get("lin_neurons", 256):
+        raise ValueError(
+            f"classifier weight is {list(classifier_weight.shape)} but the "
+            f"embedding size is {model_kwargs.get('lin_neurons', 256)}"
+        )
+    if labels is not None and len(labels) != n_classes:
+        raise ValueError(
+            f"{len(labels)} speaker labels for a classifier of {n_classes} "
+            "classes"
+        )
+    classifier = Classifier(emb_dim, lin_blocks=0, out_neurons=n_classes)
+    load_state_dict_strict(
+        classifier, {"weight": classifier_weight.detach().float()},
+        "classifier weight",
+    )
+    os.makedirs(out_dir, exist_ok=True)
+
+    def saver(state):
+        return lambda tmp: torch.save(state, tmp)
+
+    _atomic_write(
+        os.path.join(out_dir, "embedding_model.ckpt"),
+        saver({k: v.detach().cpu() for k, v in embedding_state.items()}),
+    )
+    _atomic_write(
+        os.path.join(out_dir, "classifier.ckpt"),
+        saver(classifier.state_dict()),
+    )
+    for name in ("label_encoder.txt", "label_encoder.ckpt"):
+        path = os.path.join(out_dir, name)
+        if labels is not None:
+            write_label_encoder(path, list(labels))
+        elif os.path.exists(path):
+            os.remove(path)
+    text = hyperparams_yaml(model_kwargs, n_classes, labels is not None)
+    _atomic_write(
+        os.path.join(out_dir, "hyperparams.yaml"),
+        lambda tmp: open(tmp, "w").write(text),
+    )
+    _atomic_write(
+        os.path.join(out_dir, "README.md"),
+        lambda tmp: open(tmp, "w").write(
+            _model_card(model_kwargs, n_classes, labels is not None, card)
+        ),
+    )
+    return out_dir
+
+
+def _model_card(model_kwargs, n_classes, with_labels, card):
+    """Short model card of a pretrained folder."""
+    config = "\n".join(f"- `{k}`: {v}" for k, v in model_kwargs.items())
+    labels = (
+        "`label_encoder.txt` maps classifier rows to speaker IDs."
+        if with_labels
+        else "No speaker labels were given, so `classify_*` returns indices."
+    )
+    return f"""# MR-RawNet speaker embedding model
+
+Raw 16 kHz waveform in, {model_kwargs.get('lin_neurons', 256)}-d speaker
+embedding out (Kim et al., Interspeech 2024). Loads offline with
+SpeechBrain:
+
+```python
+from speechbrain.inference.speaker import SpeakerRecognition
+model = SpeakerRecognition.from_hparams(source="<this folder>",
+                                        savedir="<a cache folder>")
+score, same = model.verify_files("a.wav", "b.wav")
+```
+
+Files at other rates are resampled to 16 kHz and stereo is mixed to mono.
+Embeddings are length-aware: batching with zero padding does not change
+them. Classifier rows: {n_classes}. {labels}
+
+{card}
+
+## Configuration
+
+{config}
+"""
+
+
+def sha256_of(path, chunk=1 << 20):
+    """SHA-256 of a file, for model cards.
+
+    Arguments
+    ---------
+    path : str
+        File to hash.
+    chunk : int
+        Read size.
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Example
+    -------
+    >>> path = os.path.join(tempfile.mkdtemp(), "x")
+    >>> _ = open(path, "wb").write(b"abc")
+    >>> sha256_of(path)[:8]
+    'ba7816bf'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
