@@ -216,7 +216,9 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 def _atomic_write(path, write):
     """Writes a file through a temporary name, then renames it."""
     folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    # torch.save names its archive after the file, so keep a real stem.
+    stem = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{stem}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
