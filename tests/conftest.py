@@ -1,0 +1,75 @@
+"""Shared test fixtures: tiny model configurations and the shared folder."""
+
+import os
+import pathlib
+
+import pytest
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(
+    os.environ.get("MR_RAWNET_SHARED", ROOT.parent / "shared")
+)
+OFFICIAL_FIXTURE = SHARED / "fixtures" / "mr_rawnet_official"
+
+#: A small MR-RawNet: same architecture family, tiny widths.
+TINY_KWARGS = {
+    "sinc_filters": 8,
+    "tcn_channels": 8,
+    "tcn_hidden": 6,
+    "tcn_repeats": 1,
+    "tcn_blocks": 4,
+    "channels": 8,
+    "mra_depths": [1, 1, 1],
+    "mra_dilation": 2,
+    "mra_scale": 4,
+    "aggregate_channels": 12,
+    "attention_channels": 6,
+    "lin_neurons": 5,
+}
+
+
+@pytest.fixture
+def tiny_kwargs():
+    """A fresh copy of the tiny model configuration."""
+    return dict(TINY_KWARGS)
+
+
+@pytest.fixture(scope="session")
+def official_fixture():
+    """Path of the official parity fixture; skips when it is absent."""
+    needed = ["official_format_checkpoint.pt", "parity_cases.npz"]
+    if not all((OFFICIAL_FIXTURE / n).is_file() for n in needed):
+        pytest.skip(
+            f"official parity fixture not found in {OFFICIAL_FIXTURE} "
+            "(set MR_RAWNET_SHARED to the shared folder)"
+        )
+    return OFFICIAL_FIXTURE
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    """Keeps tests on two threads, the size of the CI machine."""
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture(scope="session")
+def converted(official_fixture, tmp_path_factory):
+    """The fixture checkpoint converted, with a 7205-speaker train list."""
+    from speechbrain_ext.convert_official import convert
+
+    out = tmp_path_factory.mktemp("converted")
+    train_list = out / "train_list.txt"
+    # 7205 speakers, written out of order: the converter must sort them.
+    ids = [f"id{n:05d}" for n in range(7205)][::-1]
+    train_list.write_text(
+        "".join(f"{s} {s}/sess/00001.wav\n" for s in ids)
+    )
+    folder = out / "pretrained"
+    convert(
+        str(official_fixture / "official_format_checkpoint.pt"),
+        str(folder),
+        str(train_list),
+    )
+    return folder
