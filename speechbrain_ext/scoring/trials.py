@@ -1,0 +1,409 @@
+"""Verification trial lists, test-side crops and path resolution.
+
+A trial list has one trial per line, ``label enrol_path test_path``, with
+label ``1`` for a target (same speaker) and ``0`` for a non-target trial::
+
+    1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav
+
+Short-duration protocol: the enrolment utterance is used at full length;
+the test utterance is reduced to one centre crop of 1.04, 2.04 or 5.04 s
+(see :data:`CONDITIONS`). A test utterance shorter than the crop is tiled
+(repeated from its start) and the first ``n_samples`` samples are used.
+
+Authors
+ * MR-RawNet recipe contributors
+"""
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CONDITIONS",
+    "SAMPLE_RATE",
+    "TrialList",
+    "TrialListError",
+    "centre_crop",
+    "condition_samples",
+    "parse_trials",
+    "read_trials",
+    "resolve_path",
+]
+
+#: Sample rate the crop lengths in :data:`CONDITIONS` assume.
+SAMPLE_RATE = 16000
+
+#: Test-side crop length in samples at 16 kHz (``None``: full length).
+CONDITIONS = {"full": None, "1.04s": 16640, "2.04s": 32640, "5.04s": 80640}
+
+
+class TrialListError(ValueError):
+    """A trial list is malformed; the message names the file and line.
+
+    Arguments
+    ---------
+    source : str
+        The trial file (or another name for the text).
+    line : int or None
+        1-based line number, or None for errors about the whole list.
+    message : str
+        What is wrong.
+
+    Example
+    -------
+    >>> str(TrialListError("veri.txt", 3, "bad label"))
+    'veri.txt:3: bad label'
+    """
+
+    def __init__(self, source, line, message):
+        self.source = source
+        self.line = line
+        where = f"{source}:{line}" if line is not None else f"{source}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class TrialList:
+    """Parsed trials as parallel arrays.
+
+    Arguments
+    ---------
+    labels : numpy.ndarray
+        int8 array, 1 = target, 0 = non-target.
+    enrol : numpy.ndarray
+        Enrolment utterance paths (object array of str).
+    test : numpy.ndarray
+        Test utterance paths (object array of str).
+    line_numbers : numpy.ndarray
+        1-based line of each trial in ``source`` (int64).
+    source : str
+        Where the trials were read from (for messages).
+
+    Example
+    -------
+    >>> t = parse_trials(["1 a.wav b.wav", "0 a.wav c.wav"])
+    >>> len(t), t.n_target, t.n_nontarget
+    (2, 1, 1)
+    >>> t.utterances()
+    ['a.wav', 'b.wav', 'c.wav']
+    """
+
+    labels: np.ndarray
+    enrol: np.ndarray
+    test: np.ndarray
+    line_numbers: np.ndarray
+    source: str = "<trials>"
+
+    def __len__(self):
+        """Number of trials."""
+        return int(self.labels.size)
+
+    @property
+    def n_target(self):
+        """Number of target trials."""
+        return int(np.count_nonzero(self.labels == 1))
+
+    @property
+    def n_nontarget(self):
+        """Number of non-target trials."""
+        return int(np.count_nonzero(self.labels == 0))
+
+    def utterances(self):
+        """Sorted unique utterance paths over both sides.
+
+        Returns
+        -------
+        list of str
+            Every path appearing as enrolment or test, once.
+        """
+        return sorted(set(self.enrol.tolist()) | set(self.test.tolist()))
+
+    def test_utterances(self):
+        """Sorted unique test-side paths.
+
+        Returns
+        -------
+        list of str
+            Every path appearing on the test side, once.
+        """
+        return sorted(set(self.test.tolist()))
+
+    def enrol_utterances(self):
+        """Sorted unique enrolment-side paths.
+
+        Returns
+        -------
+        list of str
+            Every path appearing on the enrolment side, once.
+        """
+        return sorted(set(self.enrol.tolist()))
+
+    def resolve(self, data_folder, allow_outside=False):
+        """Absolute enrolment and test paths under ``data_folder``.
+
+        Arguments
+        ---------
+        data_folder : str or os.PathLike
+            Root of the audio files.
+        allow_outside : bool
+            Permit paths that leave ``data_folder`` (see
+            :func:`resolve_path`).
+
+        Returns
+        -------
+        enrol : list of str
+            Absolute enrolment paths, one per trial.
+        test : list of str
+            Absolute test paths, one per trial.
+
+        Example
+        -------
+        >>> t = parse_trials(["1 a.wav b.wav", "0 a.wav ../c.wav"], "v.txt")
+        >>> t.resolve("/data", allow_outside=True)[1]
+        ['/data/b.wav', '/c.wav']
+        >>> t.resolve("/data")
+        Traceback (most recent call last):
+        ...
+        ValueError: v.txt:2: '../c.wav' resolves to '/c.wav', outside ...
+        """
+        out = ([], [])
+        rows = zip(self.enrol, self.test, self.line_numbers, strict=True)
+        for e, t, n in rows:
+            where = f"{self.source}:{n}"
+            out[0].append(resolve_path(e, data_folder, allow_outside, where))
+            out[1].append(resolve_path(t, data_folder, allow_outside, where))
+        return out
+
+
+def parse_trials(lines, source="<trials>", require_both_classes=True):
+    """Parses trial lines ``label enrol_path test_path``.
+
+    Blank lines are skipped. Fields are separated by any whitespace.
+
+    Arguments
+    ---------
+    lines : iterable of str
+        The lines of the list.
+    source : str
+        Name used in error messages (normally the file path).
+    require_both_classes : bool
+        If True (default) a list of only targets or only non-targets is an
+        error, since no EER can be computed from it.
+
+    Returns
+    -------
+    TrialList
+        The parsed trials.
+
+    Raises
+    ------
+    TrialListError
+        Wrong field count or a label other than 0/1 (with the line number),
+        no trials at all, or only one class.
+
+    Example
+    -------
+    >>> t = parse_trials(["1 a.wav b.wav", "", "0 a.wav c.wav"], "v.txt")
+    >>> t.labels.tolist(), t.test.tolist(), t.line_numbers.tolist()
+    ([1, 0], ['b.wav', 'c.wav'], [1, 3])
+    >>> parse_trials(["1 a.wav"], "v.txt")
+    Traceback (most recent call last):
+    ...
+    speechbrain_ext.scoring.trials.TrialListError: v.txt:1: expected 3 ...
+    """
+    labels, enrol, test, numbers = [], [], [], []
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise TrialListError(
+                source,
+                number,
+                "expected 3 fields 'label enrol_path test_path', got "
+                f"{len(fields)}: {line.strip()!r}",
+            )
+        if fields[0] not in ("0", "1"):
+            raise TrialListError(
+                source,
+                number,
+                f"label must be 0 (non-target) or 1 (target), got "
+                f"{fields[0]!r}",
+            )
+        labels.append(fields[0] == "1")
+        enrol.append(fields[1])
+        test.append(fields[2])
+        numbers.append(number)
+    if not labels:
+        raise TrialListError(source, None, "the trial list has no trials")
+    label_arr = np.asarray(labels, dtype=np.int8)
+    n_target = int(label_arr.sum())
+    if require_both_classes and n_target in (0, label_arr.size):
+        only = "target (1)" if n_target else "non-target (0)"
+        raise TrialListError(
+            source,
+            None,
+            f"all {label_arr.size} trials are {only}; both classes are "
+            "needed to compute EER/minDCF",
+        )
+    return TrialList(
+        labels=label_arr,
+        enrol=np.asarray(enrol, dtype=object),
+        test=np.asarray(test, dtype=object),
+        line_numbers=np.asarray(numbers, dtype=np.int64),
+        source=str(source),
+    )
+
+
+def read_trials(path, require_both_classes=True):
+    """Reads a trial list file (UTF-8).
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The trial list.
+    require_both_classes : bool
+        See :func:`parse_trials`.
+
+    Returns
+    -------
+    TrialList
+        The parsed trials, with ``source`` set to ``path``.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "veri.txt")
+    ...     with open(p, "w") as f:
+    ...         _ = f.write("1 a/1.wav b/2.wav\\n0 a/1.wav c/3.wav\\n")
+    ...     t = read_trials(p)
+    >>> t.enrol.tolist(), t.labels.tolist()
+    (['a/1.wav', 'a/1.wav'], [1, 0])
+    """
+    with open(path, encoding="utf-8") as f:
+        return parse_trials(f, str(path), require_both_classes)
+
+
+def condition_samples(condition):
+    """Test-side crop length of a named condition.
+
+    Arguments
+    ---------
+    condition : str
+        One of the keys of :data:`CONDITIONS`.
+
+    Returns
+    -------
+    int or None
+        Number of samples at 16 kHz, or None for the full utterance.
+
+    Example
+    -------
+    >>> condition_samples("2.04s"), condition_samples("full")
+    (32640, None)
+    """
+    try:
+        return CONDITIONS[condition]
+    except KeyError:
+        raise KeyError(
+            f"unknown condition {condition!r}; expected one of "
+            f"{sorted(CONDITIONS)}"
+        ) from None
+
+
+def centre_crop(wav, n_samples):
+    """The centre ``n_samples`` of a 1-D signal, tiling short signals.
+
+    If ``len(wav) >= n_samples`` the crop starts at
+    ``(len(wav) - n_samples) // 2``. Otherwise the signal is repeated from
+    its start (wrap padding) and the first ``n_samples`` samples are
+    returned. ``n_samples=None`` returns the signal unchanged.
+
+    Arguments
+    ---------
+    wav : numpy.ndarray or torch.Tensor
+        1-D signal.
+    n_samples : int or None
+        Crop length (> 0), or None for the full signal.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        Same type as ``wav``, length ``n_samples``.
+
+    Example
+    -------
+    >>> centre_crop(np.arange(7), 3)
+    array([2, 3, 4])
+    >>> centre_crop(np.arange(3), 7)
+    array([0, 1, 2, 0, 1, 2, 0])
+    """
+    if n_samples is None:
+        return wav
+    if isinstance(n_samples, bool) or not isinstance(
+        n_samples, int | np.integer
+    ):
+        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
+    if n_samples <= 0:
+        raise ValueError(f"n_samples must be > 0, got {n_samples}")
+    if wav.ndim != 1:
+        raise ValueError(
+            f"centre_crop expects a 1-D signal, got shape {tuple(wav.shape)}"
+        )
+    length = int(wav.shape[0])
+    if length == 0:
+        raise ValueError("cannot crop an empty signal")
+    if length >= n_samples:
+        start = (length - n_samples) // 2
+        return wav[start : start + n_samples]
+    repeats = -(-n_samples // length)  # ceil
+    torch = sys.modules.get("torch")  # a tensor implies torch is imported
+    if torch is not None and isinstance(wav, torch.Tensor):
+        return wav.repeat(repeats)[:n_samples]
+    return np.tile(np.asarray(wav), repeats)[:n_samples]
+
+
+def resolve_path(path, data_folder, allow_outside=False, where=None):
+    """Joins a trial path to the data folder, refusing ``..`` escapes.
+
+    The check is lexical (``os.path.normpath``), so symbolic links inside
+    the data folder that point elsewhere are allowed; ``..`` components and
+    absolute paths that leave the folder are not, unless ``allow_outside``.
+
+    Arguments
+    ---------
+    path : str
+        Path from the trial list, relative to ``data_folder``.
+    data_folder : str or os.PathLike
+        Root of the audio files.
+    allow_outside : bool
+        If True, paths outside ``data_folder`` are returned as well.
+    where : str or None
+        Optional location (e.g. ``"veri.txt:12"``) put in the error.
+
+    Returns
+    -------
+    str
+        The normalised absolute path.
+
+    Example
+    -------
+    >>> resolve_path("id1/a.wav", "/data/vox1")
+    '/data/vox1/id1/a.wav'
+    >>> resolve_path("../secret.wav", "/data/vox1")
+    Traceback (most recent call last):
+    ...
+    ValueError: '../secret.wav' resolves to '/data/secret.wav', outside ...
+    """
+    root = os.path.normpath(os.path.abspath(os.fspath(data_folder)))
+    full = os.path.normpath(os.path.join(root, os.fspath(path)))
+    if not allow_outside and os.path.commonpath([root, full]) != root:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(
+            f"{prefix}{os.fspath(path)!r} resolves to {full!r}, outside the "
+            f"data folder {root!r} (pass allow_outside=True to permit)"
+        )
+    return full
