@@ -1,0 +1,1 @@
+"""Offline preparation of noise (MUSAN) and room impulse response CSVs."""

@@ -1,0 +1,1 @@
+"""Data preparation for the MR-RawNet recipes: VoxCeleb CSVs, trials."""
