@@ -1,0 +1,1 @@
+"""Training building blocks for the MR-RawNet recipes (LR schedules)."""

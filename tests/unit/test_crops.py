@@ -1,0 +1,162 @@
+"""Tests for the training / evaluation waveform crops."""
+
+import collections
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechbrain_ext.data.crops import (
+    DEFAULT_SHORT_LENGTHS,
+    centre_crop,
+    draw_crop_length,
+    random_crop,
+    read_crop,
+    tile,
+    tile_to,
+)
+
+
+def test_tile_short_numpy():
+    out = tile(np.array([1, 2, 3]), 7)
+    np.testing.assert_array_equal(out, [1, 2, 3, 1, 2, 3, 1])
+
+
+def test_tile_long_truncates_and_exact_is_identity():
+    np.testing.assert_array_equal(tile(np.arange(10), 4), [0, 1, 2, 3])
+    np.testing.assert_array_equal(tile(np.arange(5), 5), np.arange(5))
+
+
+def test_tile_matches_numpy_wrap_pad():
+    wav = np.random.default_rng(1).standard_normal(13)
+    for n in (13, 14, 26, 27, 100):
+        ref = np.pad(wav, (0, n - len(wav)), mode="wrap")
+        np.testing.assert_array_equal(tile(wav, n), ref)
+
+
+def test_tile_torch_and_batches():
+    out = tile(torch.tensor([1.0, 2.0]), 5)
+    assert isinstance(out, torch.Tensor)
+    assert out.tolist() == [1.0, 2.0, 1.0, 2.0, 1.0]
+    batch = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    assert tile_to(batch, 7).tolist() == [
+        [1, 2, 3, 1, 2, 3, 1],
+        [4, 5, 6, 4, 5, 6, 4],
+    ]
+    np.testing.assert_array_equal(
+        tile(np.array([[1, 2], [3, 4]]), 3), [[1, 2, 1], [3, 4, 3]]
+    )
+
+
+def test_empty_and_bad_length_raise():
+    with pytest.raises(ValueError):
+        tile(np.array([]), 3)
+    with pytest.raises(ValueError):
+        centre_crop(np.arange(4), 0)
+
+
+def test_centre_crop_positions():
+    np.testing.assert_array_equal(centre_crop(np.arange(10), 4), [3, 4, 5, 6])
+    np.testing.assert_array_equal(centre_crop(np.arange(11), 4), [3, 4, 5, 6])
+    np.testing.assert_array_equal(centre_crop(np.arange(5), 5), np.arange(5))
+    np.testing.assert_array_equal(centre_crop(np.arange(3), 5), [0, 1, 2, 0, 1])
+    assert centre_crop(torch.arange(9), 3).tolist() == [3, 4, 5]
+
+
+def test_random_crop_contiguous_and_covers_all_starts():
+    wav = np.arange(10)
+    rng = np.random.default_rng(0)
+    starts = collections.Counter()
+    for _ in range(700):
+        crop = random_crop(wav, 4, rng)
+        assert len(crop) == 4
+        np.testing.assert_array_equal(crop, np.arange(crop[0], crop[0] + 4))
+        starts[int(crop[0])] += 1
+    # every start 0..6 occurs, roughly uniformly (expected 100 each)
+    assert sorted(starts) == list(range(7))
+    assert min(starts.values()) > 60
+
+
+def test_random_crop_seeded_and_short_tiles():
+    wav = np.arange(100)
+    a = random_crop(wav, 10, np.random.default_rng(3))
+    b = random_crop(wav, 10, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    short = random_crop(np.array([7, 8, 9]), 4, 0)
+    np.testing.assert_array_equal(short, [7, 8, 9, 7])
+    t = random_crop(torch.arange(20), 5, 1)
+    assert isinstance(t, torch.Tensor) and t.diff().eq(1).all()
+
+
+def test_draw_crop_length_distribution():
+    rng = np.random.default_rng(123)
+    allowed = {16000 + 1600 * i for i in range(20)}
+    draws = [draw_crop_length(rng) for _ in range(4000)]
+    counts = collections.Counter(draws)
+    full = counts.pop(48000)
+    assert abs(full / len(draws) - 0.5) < 0.04
+    assert set(counts) == allowed  # every short length occurs, nothing else
+    assert max(counts.values()) < 2 * min(counts.values())
+    assert DEFAULT_SHORT_LENGTHS[0] == 1.0 and DEFAULT_SHORT_LENGTHS[-1] == 2.9
+    assert len(DEFAULT_SHORT_LENGTHS) == 20
+
+
+def test_draw_crop_length_options():
+    rng = np.random.default_rng(0)
+    assert {draw_crop_length(rng, p_short=0.0) for _ in range(20)} == {48000}
+    short = {
+        draw_crop_length(
+            rng, p_short=1.0, short_lengths=(0.5,), sample_rate=8000
+        )
+        for _ in range(20)
+    }
+    assert short == {4000}
+
+
+@pytest.fixture
+def wav_file(tmp_path):
+    data = np.random.default_rng(0).uniform(-0.9, 0.9, 1000).astype("float32")
+    path = tmp_path / "utt.flac"
+    sf.write(path, data, 16000, subtype="PCM_16")
+    full, _ = sf.read(path, dtype="float32")
+    return path, full
+
+
+def test_read_crop_equals_slicing_full_read(wav_file):
+    path, full = wav_file
+    np.testing.assert_array_equal(read_crop(path, 200), full[400:600])
+    np.testing.assert_array_equal(read_crop(path, 999), full[0:999])
+    for seed in range(5):
+        crop = read_crop(path, 300, rng=np.random.default_rng(seed))
+        start = int(np.random.default_rng(seed).integers(0, 701))
+        np.testing.assert_array_equal(crop, full[start : start + 300])
+
+
+def test_read_crop_tiles_short_file(wav_file):
+    path, full = wav_file
+    out = read_crop(path, 2500, rng=0)
+    assert out.shape == (2500,) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.concatenate([full, full, full[:500]]))
+    np.testing.assert_array_equal(read_crop(path, 1000, rng=0), full)
+
+
+def test_read_crop_reads_only_needed_frames(wav_file, monkeypatch):
+    path, full = wav_file
+    calls = []
+    real_read = sf.read
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(sf, "read", spy)
+    read_crop(path, 100, rng=1)
+    assert len(calls) == 1 and calls[0]["frames"] == 100
+
+
+def test_read_crop_stereo_is_mixed_down(tmp_path):
+    data = np.stack([np.full(50, 0.5), np.full(50, -0.25)], axis=1)
+    path = tmp_path / "st.wav"
+    sf.write(path, data, 16000, subtype="FLOAT")
+    np.testing.assert_allclose(read_crop(path, 20), np.full(20, 0.125))
