@@ -80,7 +80,7 @@ class ConvReluBN(nn.Module):
         """
         if self.conv.kernel_size[0] > 1:
             x = apply_mask(x, mask)
-        return self.bn(F.relu(self.conv(x)))
+        return self.bn(F.relu(self.conv(x), inplace=True))
 
 
 class FrontEndBranch(nn.Module):

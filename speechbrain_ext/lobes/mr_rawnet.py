@@ -248,7 +248,7 @@ class MRRawNet(nn.Module):
             outputs.append(x)
             self._tap(taps, f"stage{i}", x)
 
-        h = F.relu(self.aggregate(torch.cat(outputs, dim=1)))
+        h = F.relu(self.aggregate(torch.cat(outputs, dim=1)), inplace=True)
         pooled = self.pooling(h, out_mask)
         self._tap(taps, "pooled", pooled)
         return self.emb_norm(self.fc(self.pool_norm(pooled)))

@@ -115,13 +115,15 @@ class Bottle2neck(nn.Module):
             ``[B, C, T]``.
         """
         residual = x
-        groups = self.bn1(F.relu(self.conv1(x))).split(self.width, dim=1)
+        groups = self.bn1(F.relu(self.conv1(x), inplace=True))
+        groups = groups.split(self.width, dim=1)
         outputs = []
         y = None
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
             y = groups[i] if i == 0 else y + groups[i]
-            y = bn(F.relu(conv(apply_mask(y, mask))))
+            y = bn(F.relu(conv(apply_mask(y, mask)), inplace=True))
             outputs.append(y)
         outputs.append(groups[-1])
-        y = self.bn3(F.relu(self.conv3(torch.cat(outputs, dim=1))))
+        y = torch.cat(outputs, dim=1)
+        y = self.bn3(F.relu(self.conv3(y), inplace=True))
         return self.afms(y + residual, mask)

@@ -129,3 +129,22 @@ def test_constructor_rejects_wrong_stage_count(tiny_kwargs):
     tiny_kwargs["mra_depths"] = [1, 1]
     with pytest.raises(ValueError, match="3 stages"):
         MRRawNet(**tiny_kwargs)
+
+
+def test_masked_global_layer_norm_paths_agree():
+    from speechbrain_ext.lobes.masking import make_mask
+    from speechbrain_ext.lobes.tcn import GlobalLayerNorm
+
+    torch.manual_seed(3)
+    norm = GlobalLayerNorm(4).double()
+    norm.gamma.data.uniform_(0.5, 1.5)
+    norm.beta.data.normal_()
+    x = torch.randn(3, 4, 10, dtype=torch.float64) * 3 + 1
+    mask = make_mask(torch.tensor([10, 6, 2]), 10, torch.float64)
+    fast = norm._per_utterance(x, mask)
+    vectorised = norm._masked(x, mask)
+    assert torch.allclose(fast * mask, vectorised * mask, atol=1e-12)
+    # Each utterance alone, unpadded, gives the same valid frames.
+    alone = norm(x[1:2, :, :6])
+    assert torch.allclose(fast[1, :, :6], alone[0], atol=1e-12)
+    assert torch.equal(fast[1, :, 6:], torch.zeros(4, 4, dtype=x.dtype))
