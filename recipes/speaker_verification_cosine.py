@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Cosine-scoring speaker verification with MR-RawNet embeddings.
+
+Scores any number of trial lists (``label enrol test`` lines) in one run,
+in the full-length condition and the short-duration protocol (full-length
+enrolment against a centre crop of 1.04 / 2.04 / 5.04 s of the test
+utterance), optionally with AS-norm, and reports EER and minDCF.
+
+Usage::
+
+    python recipes/speaker_verification_cosine.py \\
+        hparams/verification_mr_rawnet.yaml \\
+        --data_folder=/data/voxceleb1 --pretrained_path=/models/mr_rawnet
+
+``--pretrained_path`` is a pretrained folder (``hyperparams.yaml`` +
+``embedding_model.ckpt``) or a training output folder with one in
+``pretrained/``. The device is CUDA when available unless ``--device`` is
+given; other SpeechBrain run options (``--noprogressbar``,
+``--eval_precision``) and hparam overrides work as usual.
+
+Steps: read and check the trial lists, the cohort and every audio file;
+load the model; extract the missing embeddings (batched, resumable cache);
+score every list and condition; write score files, ``results.md``,
+``results.json``, a DET plot and a score histogram per list.
+
+Authors
+ * MR-RawNet recipe contributors
+"""
+
+import logging
+import os
+import sys
+import time
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+try:
+    import speechbrain_ext  # noqa: F401
+except ImportError:  # run from a checkout without installing the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+
+from speechbrain_ext.scoring import extract, report, verify  # noqa: E402
+from speechbrain_ext.scoring.plots import plot_det  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def pick_device(requested):
+    """The run option ``--device``, else CUDA when available, else CPU.
+
+    SpeechBrain 1.1 leaves ``device`` at None, which silently means CPU.
+
+    Arguments
+    ---------
+    requested : str or None
+        The ``device`` run option.
+
+    Returns
+    -------
+    torch.device
+        Where the model runs.
+
+    Example
+    -------
+    >>> pick_device("cpu")
+    device(type='cpu')
+    """
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+def read_inputs(hparams):
+    """Reads trial lists and cohort and checks every audio file up front.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters.
+
+    Returns
+    -------
+    dict
+        ``lists``, ``views`` (condition -> crop length), ``cohort``,
+        ``cohort_view``, ``needs``, ``stamps`` and ``lengths``.
+    """
+    rate = hparams["sample_rate"]
+    outside = hparams["allow_paths_outside_data_folder"]
+    audio_folder = hparams.get("audio_folder") or (
+        verify.default_audio_folder(hparams["data_folder"])
+    )
+    specs = verify.trial_specs(
+        hparams["trial_lists"], hparams["data_folder"], audio_folder
+    )
+    lists = verify.load_trial_lists(specs, outside)
+    views = extract.condition_views(hparams["conditions"], rate)
+    cohort, cohort_view = [], None
+    if hparams["score_norm"] == "as-norm":
+        if not hparams.get("cohort_file"):
+            raise ValueError("score_norm: as-norm needs a cohort_file")
+        cohort = verify.read_cohort(
+            hparams["cohort_file"], audio_folder,
+            hparams["cohort_size"], hparams["seed"], outside,
+            hparams["data_folder"],
+        )
+        if hparams.get("cohort_crop_seconds"):
+            cohort_view = int(round(hparams["cohort_crop_seconds"] * rate))
+        if not 1 < hparams["cohort_topk"] <= len(cohort):
+            raise ValueError(
+                f"cohort_topk={hparams['cohort_topk']} must be in [2, "
+                f"{len(cohort)}] (the cohort size)"
+            )
+    elif hparams["score_norm"] != "none":
+        raise ValueError(
+            f"score_norm must be 'none' or 'as-norm', got "
+            f"{hparams['score_norm']!r}"
+        )
+    needs = verify.embedding_needs(
+        lists, views.values(), cohort, cohort_view
+    )
+    stamps, lengths = verify.audio_lengths(
+        needs, rate, hparams["header_workers"]
+    )
+    for loaded in lists:
+        t = loaded.trials
+        logger.info(
+            "%s: %d trials (%d target), %d utterances", loaded.spec.name,
+            len(t), t.n_target, len(t.utterances()),
+        )
+    return dict(
+        lists=lists, views=views, cohort=cohort, cohort_view=cohort_view,
+        needs=needs, stamps=stamps, lengths=lengths,
+    )
+
+
+def compute_embeddings(hparams, inputs, run_opts, folder):
+    """Loads the model and extracts every needed embedding (cached).
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters.
+    inputs : dict
+        Output of :func:`read_inputs`.
+    run_opts : dict
+        SpeechBrain run options.
+    folder : str
+        The pretrained folder.
+
+    Returns
+    -------
+    embeddings : dict
+        ``(path, view) -> embedding``.
+    meta : dict
+        Model and device description for the results.
+    """
+    model, checkpoint, config = extract.load_embedding_model(folder)
+    device = pick_device(run_opts["device"])
+    precision = run_opts["eval_precision"]
+    logger.info("Model %s on %s (%s)", folder, device, precision)
+    key = extract.cache_key(
+        checkpoint, config, inputs["views"], hparams["sample_rate"], precision
+    )
+    cache = extract.EmbeddingCache(
+        hparams["cache_folder"], key,
+        info={"pretrained": folder, "conditions": inputs["views"]},
+    )
+    embedder = extract.BatchedEmbedder(
+        model, device, hparams["batch_size"], hparams["max_batch_seconds"],
+        hparams["sample_rate"], precision,
+    )
+    start = time.time()
+    embeddings = extract.extract_embeddings(
+        embedder, cache, inputs["needs"], inputs["lengths"],
+        inputs["stamps"], hparams["flush_every_batches"],
+        hparams["flush_every_seconds"], hparams["num_workers"],
+        progress=not run_opts["noprogressbar"],
+    )
+    cache.compact()
+    logger.info(
+        "Embeddings ready in %.1f s (%d forward passes, cache %s)",
+        time.time() - start, embedder.forward_calls, cache.folder,
+    )
+    meta = {
+        "pretrained": folder, "device": str(device), "precision": precision,
+        "cache": cache.folder, "score_norm": hparams["score_norm"],
+        "conditions": inputs["views"],
+        "lists": {x.spec.name: x.spec.path for x in inputs["lists"]},
+        "cohort_size": len(inputs["cohort"]),
+    }
+    return embeddings, meta
+
+
+def score_lists(hparams, inputs, embeddings):
+    """Scores every list and condition; writes the score files and plots.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters.
+    inputs : dict
+        Output of :func:`read_inputs`.
+    embeddings : dict
+        Output of :func:`compute_embeddings`.
+
+    Returns
+    -------
+    list of dict
+        One metrics row per list, condition and scoring.
+    """
+    out = hparams["output_folder"]
+    p_targets = hparams["p_targets"]
+    normaliser = None
+    if inputs["cohort"]:
+        view = extract.view_name(inputs["cohort_view"])
+        cohort = [embeddings[(p, view)] for p in inputs["cohort"]]
+        normaliser = verify.CohortNormaliser(cohort, hparams["cohort_topk"])
+    rows = []
+    for loaded in inputs["lists"]:
+        name, t = loaded.spec.name, loaded.trials
+        positive, negative = t.labels == 1, t.labels == 0
+        det, hist = {}, {}
+        for condition, crop in inputs["views"].items():
+            enrol, test = verify.trial_keys(loaded, crop)
+            scored = {"cosine": verify.cosine_trial_scores(
+                enrol, test, embeddings)}
+            if normaliser is not None:
+                scored["as-norm"] = normaliser(
+                    scored["cosine"], enrol, test, embeddings
+                )
+            for scoring, scores in scored.items():
+                suffix = "" if scoring == "cosine" else f".{scoring}"
+                report.write_scores(
+                    os.path.join(out, "scores", name,
+                                 f"{condition}{suffix}.txt"),
+                    t.enrol, t.test, t.labels, scores,
+                )
+                rows.append(report.metrics_row(
+                    name, condition, scoring, t.labels, scores, p_targets
+                ))
+                label = condition + ("" if not suffix else f" {scoring}")
+                det[label] = (scores[positive], scores[negative])
+            primary = scored.get("as-norm", scored["cosine"])
+            hist[condition] = (primary[positive], primary[negative])
+        plot_det(det, os.path.join(out, "plots", f"{name}_det.png"), name)
+        report.plot_score_histograms(
+            hist, os.path.join(out, "plots", f"{name}_hist.png"),
+            f"{name} ({'as-norm' if normaliser else 'cosine'})",
+        )
+    return rows
+
+
+def main(argv=None):
+    """Runs the whole scoring job.
+
+    Arguments
+    ---------
+    argv : list of str or None
+        Command line (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    list of dict
+        The metrics rows.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(
+        sys.argv[1:] if argv is None else argv
+    )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError(
+            "scoring runs in one process; start it without torchrun and "
+            "choose the GPU with --device=cuda:N"
+        )
+    with open(hparams_file, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    sb.create_experiment_directory(
+        hparams["output_folder"], hyperparams_to_save=hparams_file,
+        overrides=overrides, save_env_desc=hparams["save_env_desc"],
+    )
+    folder = extract.resolve_pretrained_folder(hparams["pretrained_path"])
+    inputs = read_inputs(hparams)
+    embeddings, meta = compute_embeddings(hparams, inputs, run_opts, folder)
+    rows = score_lists(hparams, inputs, embeddings)
+    report.write_results(
+        rows, hparams["output_folder"], hparams["p_targets"], meta
+    )
+    table = report.results_markdown(rows, hparams["p_targets"])
+    logger.debug("Results (%s):\n%s", hparams["output_folder"], table)
+    print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
