@@ -1,0 +1,515 @@
+#!/usr/bin/env python3
+"""Recipe: train MR-RawNet speaker embeddings the SpeechBrain way.
+
+One GPU (or the CPU, for tiny runs)::
+
+    python recipes/train_speaker_embeddings.py hparams/mr_rawnet.yaml \\
+        --data_folder=/data/voxceleb2,/data/voxceleb1 \\
+        --musan_folder=/data/musan --rir_folder=/data/RIRS_NOISES
+
+Several GPUs (DDP; add ``--nnodes``, ``--node_rank`` and ``--master_addr``
+for several machines)::
+
+    torchrun --nproc_per_node=4 recipes/train_speaker_embeddings.py \\
+        hparams/mr_rawnet.yaml --data_folder=... --musan_folder=... \\
+        --rir_folder=...
+
+Any hparam can be overridden (``--batch_size=32``, ``--augment=False``,
+``--number_of_epochs=2``), and SpeechBrain's run options work
+(``--precision=bf16``, ``--ckpt_interval_minutes=30``, ``--device=cpu``).
+Rerunning the same command after an interruption resumes from the last
+checkpoint (same epoch, step, LR, sampler position and optimiser state).
+
+Steps: prepare the CSVs (rank 0; cached), the noise/RIR CSVs, the label
+encoder (sorted speakers: class i is the i-th speaker), the data loaders
+(speaker-balanced batches, 3 s random crops; 3 s centre crops for
+validation), the training pipeline (variable crops, augmentation, speed
+perturbation); train; export the best checkpoint to
+``<output_folder>/pretrained``, loadable with
+``speechbrain.inference.speaker.EncoderClassifier``.
+
+Authors
+ * MR-RawNet recipe contributors
+"""
+
+import json
+import os
+import sys
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.dataio.dataloader import SaveableDataLoader
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.dataio.encoder import CategoricalEncoder
+from speechbrain.utils.logger import get_logger
+
+try:
+    import speechbrain_ext  # noqa: F401
+except ImportError:  # run from a checkout without installing the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+
+from speechbrain_ext.augment.pipeline import (  # noqa: E402
+    SpeedPerturbation,
+    TrainingPipeline,
+)
+from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
+from speechbrain_ext.data.crops import read_crop  # noqa: E402
+from speechbrain_ext.data.prepare import prepare_voxceleb_train  # noqa: E402
+from speechbrain_ext.data.samplers import (  # noqa: E402
+    SpeakerBalancedBatchSampler,
+)
+from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
+from speechbrain_ext.training.brain import (  # noqa: E402
+    SpeakerBrain,
+    cleanup_distributed,
+    resolve_run_opts,
+    run_on_main_and_share,
+)
+from speechbrain_ext.training.export import (  # noqa: E402
+    LABEL_ENCODER_FILE,
+    export_pretrained,
+    read_labels,
+    write_model_kwargs,
+)
+
+logger = get_logger(__name__)
+
+
+def prepare_data(hparams):
+    """Writes train/valid CSVs and the speaker list (rank 0, cached).
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+
+    Returns
+    -------
+    dict
+        ``train``, ``valid`` (or None) and ``speakers`` paths.
+    """
+    kwargs = {
+        "save_folder": hparams["save_folder"],
+        "trial_lists": hparams["trial_lists"],
+        "valid_ratio": hparams["valid_ratio"],
+        "seed": hparams["prep_seed"],
+        "sample_rate": hparams["sample_rate"],
+        "workers": hparams["prep_workers"],
+    }
+    if hparams["train_list"]:
+        kwargs.update(
+            train_list=hparams["train_list"], wav_root=hparams["data_folder"]
+        )
+    else:
+        kwargs["data_folders"] = hparams["data_folder"]
+    result = run_on_main_and_share(prepare_voxceleb_train, **kwargs)
+    return {k: result[k] for k in ("train", "valid", "speakers")}
+
+
+def prepare_noise(hparams):
+    """Writes the MUSAN and RIR CSVs when augmentation is on (rank 0).
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+
+    Returns
+    -------
+    dict or None
+        ``noise``, ``music``, ``speech`` and ``rirs`` CSV paths, or None
+        with ``augment: False``.
+    """
+    if not hparams["augment"]:
+        return None
+    missing = [
+        key for key in ("musan_folder", "rir_folder") if not hparams[key]
+    ]
+    if missing:
+        raise ValueError(
+            "augmentation needs "
+            + " and ".join(f"--{k}" for k in missing)
+            + " (local MUSAN / RIRS_NOISES folders; nothing is downloaded),"
+            " or switch it off with --augment=False"
+        )
+    return run_on_main_and_share(
+        prepare_augmentation,
+        hparams["augment_folder"],
+        musan_folder=hparams["musan_folder"],
+        rirs_folder=hparams["rir_folder"],
+        rooms=list(hparams["rir_rooms"]),
+        workers=hparams["prep_workers"],
+    )
+
+
+def read_speakers(speakers_file):
+    """Reads the sorted speaker list written by data preparation.
+
+    Arguments
+    ---------
+    speakers_file : str
+        One speaker per line.
+
+    Returns
+    -------
+    list of str
+        The speakers, in file order (class index order).
+    """
+    with open(speakers_file, encoding="utf-8") as f:
+        speakers = [line.strip() for line in f if line.strip()]
+    if speakers != sorted(set(speakers)):
+        raise ValueError(f"{speakers_file} is not a sorted unique list")
+    return speakers
+
+
+def build_label_encoder(hparams, speakers):
+    """Label encoder with class i = the i-th sorted speaker.
+
+    Rank 0 writes ``label_encoder.txt`` in the save folder. An existing
+    file with other speakers means the checkpoints there belong to other
+    data: that is an error rather than a silent relabelling.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+    speakers : list of str
+        Sorted training speakers.
+
+    Returns
+    -------
+    speechbrain.dataio.encoder.CategoricalEncoder
+        The encoder.
+    """
+    path = os.path.join(hparams["save_folder"], LABEL_ENCODER_FILE)
+
+    def write():
+        if os.path.isfile(path):
+            old = read_labels(path)
+            if old != speakers:
+                raise ValueError(
+                    f"{path} lists {len(old)} speakers that differ from the "
+                    f"{len(speakers)} prepared now; the checkpoints in "
+                    f"{hparams['save_folder']} belong to other data. Use "
+                    "another --output_folder (or delete that folder)."
+                )
+            return path
+        return write_label_encoder(path, speakers)
+
+    run_on_main_and_share(write)
+    encoder = CategoricalEncoder()
+    encoder.load(path)
+    encoder.expect_len(len(speakers))
+    return encoder
+
+
+def check_classifier_size(hparams, n_speakers):
+    """Makes the classifier size match the number of training speakers.
+
+    With ``n_neurons_from_data: True`` a different ``out_n_neurons`` is
+    replaced (with a warning) by a new classifier of the right size;
+    otherwise it is an error.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters (changed in place).
+    n_speakers : int
+        Number of training speakers.
+
+    Returns
+    -------
+    None
+    """
+    old = hparams["classifier"]
+    if old.weight.shape[0] == n_speakers:
+        return
+    message = (
+        f"the data has {n_speakers} training speakers but out_n_neurons is "
+        f"{old.weight.shape[0]}"
+    )
+    if not hparams["n_neurons_from_data"]:
+        raise ValueError(
+            message + f"; pass --out_n_neurons={n_speakers} (or set "
+            "n_neurons_from_data: True)"
+        )
+    logger.warning(message + f"; using a classifier of {n_speakers} classes")
+    new = type(old)(
+        input_size=old.weight.shape[1], lin_blocks=0, out_neurons=n_speakers
+    )
+    hparams["classifier"] = new
+    hparams["out_n_neurons"] = n_speakers
+    hparams["modules"]["classifier"] = new
+    recoverables = hparams["checkpointer"].recoverables
+    for name, obj in list(recoverables.items()):
+        if obj is old:
+            recoverables[name] = new
+
+
+def dataio_prep(hparams, csvs, label_encoder):
+    """Builds the training and validation datasets.
+
+    Training items are random crops of ``crop_seconds`` (files that are
+    shorter are tiled); validation items are centre crops of
+    ``valid_crop_seconds``. Only the crop's frames are read from disk.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+    csvs : dict
+        ``train`` and ``valid`` CSV paths.
+    label_encoder : CategoricalEncoder
+        Speaker to class index.
+
+    Returns
+    -------
+    tuple
+        ``(train_data, valid_data)``; ``valid_data`` is None without a
+        validation CSV.
+    """
+    rate = hparams["sample_rate"]
+    train_samples = int(round(hparams["crop_seconds"] * rate))
+    valid_samples = int(round(hparams["valid_crop_seconds"] * rate))
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def train_audio(wav):
+        # A seed from torch's generator, which DataLoader seeds per worker.
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        return torch.from_numpy(read_crop(wav, train_samples, rng=seed))
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def valid_audio(wav):
+        return torch.from_numpy(read_crop(wav, valid_samples))
+
+    @sb.utils.data_pipeline.takes("spk_id")
+    @sb.utils.data_pipeline.provides("spk_id_encoded")
+    def label(spk_id):
+        return label_encoder.encode_label_torch(spk_id)
+
+    train_data = DynamicItemDataset.from_csv(csvs["train"])
+    train_data.add_dynamic_item(train_audio)
+    train_data.add_dynamic_item(label)
+    train_data.set_output_keys(["id", "sig", "spk_id_encoded"])
+    valid_data = None
+    if csvs["valid"]:
+        valid_data = DynamicItemDataset.from_csv(csvs["valid"])
+        valid_data.add_dynamic_item(valid_audio)
+        valid_data.add_dynamic_item(label)
+        valid_data.set_output_keys(["id", "sig", "spk_id_encoded"])
+    return train_data, valid_data
+
+
+def make_loaders(hparams, train_data, valid_data, pin_memory=False):
+    """Speaker-balanced training loader; rank-sharded validation loader.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+    train_data : DynamicItemDataset
+        Training set.
+    valid_data : DynamicItemDataset or None
+        Validation set.
+    pin_memory : bool
+        Pin batches in page-locked memory (for CUDA).
+
+    Returns
+    -------
+    tuple
+        ``(train_loader, sampler, valid_loader)``.
+    """
+    sampler = SpeakerBalancedBatchSampler.from_dataset(
+        train_data,
+        batch_size=hparams["batch_size"],
+        max_per_speaker=hparams["max_per_speaker"],
+        seed=hparams["seed"],
+    )
+    workers = hparams["num_workers"]
+    train_loader = SaveableDataLoader(
+        train_data,
+        batch_sampler=sampler,
+        collate_fn=PaddedBatch,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
+    valid_loader = None
+    if valid_data is not None:
+        world, rank = 1, 0
+        if torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()
+            rank = torch.distributed.get_rank()
+        # Every rank scores its share; SpeakerBrain sums the counts.
+        valid_loader = torch.utils.data.DataLoader(
+            valid_data,
+            sampler=list(range(rank, len(valid_data), world)),
+            batch_size=hparams["valid_batch_size"],
+            collate_fn=PaddedBatch,
+            num_workers=workers,
+            pin_memory=pin_memory,
+        )
+    return train_loader, sampler, valid_loader
+
+
+def build_train_pipeline(hparams, noise_csvs):
+    """Crop, augmentation and speed-perturbation module for training.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+    noise_csvs : dict or None
+        From :func:`prepare_noise`.
+
+    Returns
+    -------
+    TrainingPipeline
+        The module.
+    """
+    augment = None
+    if noise_csvs is not None:
+        augment = hparams["wav_augment"](
+            noise_csv=noise_csvs["noise"],
+            music_csv=noise_csvs["music"],
+            speech_csv=noise_csvs["speech"],
+            rir_csv=noise_csvs["rirs"],
+        )
+    speed = None
+    if hparams["speed_perturb"]:
+        speed = SpeedPerturbation(speeds=hparams["speeds"])
+    return TrainingPipeline(
+        augment=augment,
+        speed=speed,
+        p_short=hparams["p_short_crop"],
+        short_seconds=hparams["short_crop_seconds"],
+        sample_rate=hparams["sample_rate"],
+    )
+
+
+def main(argv=None):
+    """Runs the recipe.
+
+    Arguments
+    ---------
+    argv : list of str or None
+        Command line (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    None
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(
+        sys.argv[1:] if argv is None else argv
+    )
+    run_opts = resolve_run_opts(run_opts)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    try:
+        with open(hparams_file, encoding="utf-8") as fin:
+            hparams = load_hyperpyyaml(fin, overrides)
+        sb.create_experiment_directory(
+            experiment_directory=hparams["output_folder"],
+            hyperparams_to_save=hparams_file,
+            overrides=overrides,
+        )
+        train(hparams, run_opts)
+    finally:
+        cleanup_distributed()
+
+
+def train(hparams, run_opts):
+    """Prepares data, trains and exports (every rank calls this).
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+    run_opts : RunOptions
+        SpeechBrain run options.
+
+    Returns
+    -------
+    None
+    """
+    csvs = prepare_data(hparams)
+    noise_csvs = prepare_noise(hparams)
+    speakers = read_speakers(csvs["speakers"])
+    label_encoder = build_label_encoder(hparams, speakers)
+    check_classifier_size(hparams, len(speakers))
+    run_on_main_and_share(
+        write_model_kwargs, hparams["save_folder"], hparams["model_kwargs"]
+    )
+
+    train_data, valid_data = dataio_prep(hparams, csvs, label_encoder)
+    on_cuda = str(run_opts["device"]).startswith("cuda")
+    if on_cuda:
+        # Few input shapes: 3 s crops times three speeds, plus validation.
+        torch.backends.cudnn.benchmark = True
+    train_loader, sampler, valid_loader = make_loaders(
+        hparams, train_data, valid_data, pin_memory=on_cuda
+    )
+    # One scheduler "epoch" = the batches of one (first) epoch on a rank.
+    sampler.set_epoch(1)
+    steps_per_epoch = len(sampler)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"no full batch of {hparams['batch_size']} utterances of distinct "
+            "speakers per rank; lower --batch_size or add speakers"
+        )
+    hparams["lr_scheduler"] = hparams["lr_scheduler"](
+        steps_per_epoch=steps_per_epoch
+    )
+    hparams["train_pipeline"] = build_train_pipeline(hparams, noise_csvs)
+
+    checkpointer = hparams["checkpointer"]
+    checkpointer.add_recoverable("lr_scheduler", hparams["lr_scheduler"])
+    checkpointer.add_recoverable("train_sampler", sampler)
+    checkpointer.add_recoverable("train_loader", train_loader)
+
+    brain = SpeakerBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=checkpointer,
+    )
+    brain.train_sampler = sampler
+    logger.info(
+        f"{len(speakers)} speakers, {len(train_data)} training utterances, "
+        f"{steps_per_epoch} batches of {hparams['batch_size']} per epoch "
+        "and rank"
+    )
+    try:
+        brain.fit(brain.hparams.epoch_counter, train_loader, valid_loader)
+    finally:
+        augment = hparams["train_pipeline"].augment
+        if augment is not None:
+            augment.close()
+
+    if hparams["write_weight_digests"]:
+        rank = torch.distributed.get_rank() if brain.distributed_launch else 0
+        path = os.path.join(
+            hparams["output_folder"], f"weight_digests_rank{rank}.json"
+        )
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(brain.weight_digests(), f, indent=1, sort_keys=True)
+
+    if hparams["export_checkpoint"]:
+        # (--debug moves the checkpoints to a temporary folder.)
+        result = run_on_main_and_share(
+            export_pretrained,
+            str(checkpointer.checkpoints_dir),
+            hparams["pretrained_folder"],
+            which=hparams["export_checkpoint"],
+            model_kwargs=hparams["model_kwargs"],
+            labels=list(speakers),
+        )
+        logger.info(f"Exported {result['checkpoint']} to {result['out_dir']}")
+
+
+if __name__ == "__main__":
+    main()

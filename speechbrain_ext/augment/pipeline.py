@@ -1,0 +1,838 @@
+"""The official MR-RawNet training augmentation, on batches, on any device.
+
+Three modules, applied in this order by :class:`TrainingPipeline` to every
+training batch of 3.0 s crops (``[batch, time]`` plus SpeechBrain relative
+lengths):
+
+1. a variable-length crop: with probability ``p_short`` the whole batch is
+   cut to one length drawn from 1.0, 1.1, ..., 2.9 s (each utterance at its
+   own random offset);
+2. :class:`OfficialAugmentation`: every utterance gets one of six
+   conditions, drawn uniformly and independently: ``clean`` (unchanged),
+   ``reverb`` (a small- or medium-room RIR), ``music`` (5-15 dB), ``babble``
+   (3-7 speech files, each at its own 13-20 dB), ``noise`` (0-15 dB) or
+   ``tv`` (babble, then music on top of the babbled signal);
+3. the crop is tiled back to its original length (repeated from its
+   start), and :class:`SpeedPerturbation` resamples the whole batch by one
+   factor drawn from 0.9, 1.0, 1.1 and trims it to a multiple of 320
+   samples. Labels are unchanged.
+
+The batch size and the order of the utterances never change, so labels
+need no replication (unlike SpeechBrain's ``Augmenter``, which
+concatenates augmented copies).
+
+SNR definition: the additive signal of one noise file is scaled so that
+``P(reference) / P(scaled noise) = 10 ** (snr / 10)``, both powers being
+mean squares over the utterance's valid samples plus ``power_floor``. The
+reference is the signal the noise is added to (the clean crop, or the
+babbled crop for the music of ``tv``); babble files are each scaled
+against the same reference and summed. The clean signal itself is never
+rescaled, as in the official code. The official code uses a floor of
+1e-4 on ``[-1, 1]`` audio, which makes the true SNR of quiet noise files
+higher than drawn; the default here is tiny so that the drawn SNR is the
+true one (set ``power_floor=1e-4`` to reproduce the official mixing).
+
+Reverberation follows the official code: the RIR is scaled to unit
+energy, convolved in full (FFT) and the result truncated to the input
+length, without direct-path alignment or level correction.
+
+Noise and RIR files are read from the CSVs that
+:mod:`speechbrain_ext.augment.prepare` writes (columns ``ID, duration,
+wav, ...``, the format of SpeechBrain's ``AddNoise``) by a
+:class:`ClipBank`, which reads random crops ahead of time in background
+threads, so the training loop rarely waits for the disk. The mixing itself
+runs on the batch's device in float32, outside autocast; nothing moves
+between devices except the noise clips, which go host to device.
+
+Randomness comes from numpy generators seeded from ``seed`` (default:
+``torch.initial_seed()``, which ``speechbrain.utils.seed_everything``
+sets) and the DDP rank, so ranks augment differently and a run is
+reproducible given its seed. The generators are not checkpointed: a
+resumed run draws different (equally distributed) augmentations.
+
+Authors
+ * MR-RawNet SpeechBrain recipe contributors
+"""
+
+import collections
+import concurrent.futures
+import csv
+import math
+import os
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from torch import nn
+
+from speechbrain_ext.data.crops import DEFAULT_SHORT_LENGTHS, read_crop
+
+#: The six official conditions, drawn uniformly per utterance.
+CONDITIONS = ("clean", "reverb", "music", "babble", "noise", "tv")
+
+#: Which CSV each condition needs.
+_NEEDS = {
+    "clean": (),
+    "reverb": ("rir",),
+    "music": ("music",),
+    "babble": ("speech",),
+    "noise": ("noise",),
+    "tv": ("speech", "music"),
+}
+
+
+def make_generator(seed=None, salt=0):
+    """Returns a numpy Generator for one augmentation module of one rank.
+
+    Arguments
+    ---------
+    seed : int or None
+        Base seed; None uses ``torch.initial_seed()``.
+    salt : int
+        Distinguishes modules that share a base seed.
+
+    Returns
+    -------
+    numpy.random.Generator
+        Seeded from the base seed, the DDP rank (``RANK``) and the salt.
+
+    Example
+    -------
+    >>> a = make_generator(1, salt=2).integers(1000, size=3)
+    >>> b = make_generator(1, salt=2).integers(1000, size=3)
+    >>> bool((a == b).all())
+    True
+    """
+    base = torch.initial_seed() if seed is None else int(seed)
+    rank = int(os.environ.get("RANK", 0))
+    return np.random.default_rng([base % 2**63, rank, int(salt)])
+
+
+def read_audio_csv(csv_file, replacements=None):
+    """Reads the audio paths of a SpeechBrain noise/RIR CSV.
+
+    Arguments
+    ---------
+    csv_file : str
+        CSV with at least the columns ``ID`` and ``wav`` (the format of
+        ``AddNoise``/``AddReverb`` and of
+        :mod:`speechbrain_ext.augment.prepare`).
+    replacements : dict or None
+        ``$key`` placeholders in the paths are replaced by the values.
+
+    Returns
+    -------
+    list of str
+        The ``wav`` column, in file order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the CSV does not exist (the message names it).
+    ValueError
+        If it has no ``wav`` column or no rows.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "noise.csv"
+    >>> _ = path.write_text("ID,duration,wav\\na,1.0,$root/a.wav\\n")
+    >>> read_audio_csv(str(path), {"root": "/data"})
+    ['/data/a.wav']
+    """
+    if not os.path.isfile(csv_file):
+        raise FileNotFoundError(f"augmentation CSV {csv_file} does not exist")
+    with open(csv_file, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "wav" not in reader.fieldnames:
+            raise ValueError(f"{csv_file} has no 'wav' column")
+        paths = [row["wav"] for row in reader]
+    if not paths:
+        raise ValueError(f"augmentation CSV {csv_file} lists no audio file")
+    for key, value in (replacements or {}).items():
+        paths = [p.replace(f"${key}", str(value)) for p in paths]
+    return paths
+
+
+class ClipBank:
+    """Random audio clips from a CSV, read ahead in background threads.
+
+    Each clip is a random crop of ``clip_samples`` samples of a file
+    (files that are shorter are tiled), or a whole file when
+    ``clip_samples`` is None (for RIRs). Files are visited in random
+    permutations of the whole list, so consecutive clips (e.g. the babble
+    files of one utterance) come from different files whenever the list
+    is long enough, and every file is used equally. The file and crop
+    position of
+    every clip are drawn in the calling thread, so the sequence of clips
+    depends only on the seed, never on thread timing. After every
+    :meth:`take` the bank keeps about twice the recent demand in flight.
+
+    Arguments
+    ---------
+    csv_file : str
+        Noise or RIR CSV (see :func:`read_audio_csv`).
+    clip_samples : int or None
+        Crop length; None reads whole files.
+    rng : numpy.random.Generator or int or None
+        Source of the random draws.
+    executor : concurrent.futures.Executor or None
+        Thread pool for read-ahead; None reads synchronously.
+    replacements : dict or None
+        ``$key`` placeholders in the CSV paths.
+    max_samples : int or None
+        Whole-file mode only: files are cut to this many samples.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> sf.write(folder / "n.wav", np.ones(100, dtype="float32") / 2, 16000)
+    >>> _ = (folder / "n.csv").write_text(f"ID,wav\\nn,{folder}/n.wav\\n")
+    >>> bank = ClipBank(str(folder / "n.csv"), clip_samples=150, rng=0)
+    >>> [c.shape for c in bank.take(2)]
+    [(150,), (150,)]
+    """
+
+    def __init__(
+        self,
+        csv_file,
+        clip_samples=None,
+        rng=None,
+        executor=None,
+        replacements=None,
+        max_samples=None,
+    ):
+        self.csv_file = csv_file
+        self.paths = read_audio_csv(csv_file, replacements)
+        self.clip_samples = None if clip_samples is None else int(clip_samples)
+        self.max_samples = max_samples
+        self.rng = (
+            rng
+            if isinstance(rng, np.random.Generator)
+            else np.random.default_rng(rng)
+        )
+        self.executor = executor
+        self._pending = collections.deque()
+        self._order = collections.deque()
+        self._demand = 0.0
+
+    def __getstate__(self):
+        """Drops the thread pool and the read-ahead when pickled."""
+        state = dict(self.__dict__)
+        state["executor"] = None
+        state["_pending"] = collections.deque()
+        return state
+
+    def _read(self, path, seed):
+        """Reads one clip (runs in a worker thread)."""
+        try:
+            if self.clip_samples is not None:
+                return read_crop(path, self.clip_samples, rng=seed)
+            audio, _ = sf.read(path, dtype="float32", always_2d=True)
+            audio = audio.mean(axis=1)
+            if self.max_samples is not None:
+                audio = audio[: self.max_samples]
+            if audio.size == 0:
+                raise ValueError("empty file")
+            return audio
+        except Exception as err:  # noqa: BLE001 - re-raised with the path
+            raise RuntimeError(
+                f"cannot read augmentation file {path} (listed in "
+                f"{self.csv_file}): {err}"
+            ) from err
+
+    def _submit(self):
+        """Draws the next clip and starts (or runs) its read."""
+        if not self._order:
+            self._order.extend(self.rng.permutation(len(self.paths)).tolist())
+        path = self.paths[self._order.popleft()]
+        seed = int(self.rng.integers(2**31))
+        if self.executor is None:
+            future = concurrent.futures.Future()
+            future.set_result(self._read(path, seed))
+        else:
+            future = self.executor.submit(self._read, path, seed)
+        self._pending.append(future)
+
+    def take(self, n):
+        """Returns the next ``n`` clips and reads ahead for later calls.
+
+        Arguments
+        ---------
+        n : int
+            Number of clips.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Float32 mono clips.
+        """
+        while len(self._pending) < n:
+            self._submit()
+        clips = [self._pending.popleft().result() for _ in range(n)]
+        self._demand = 0.8 * self._demand + 0.2 * n if self._demand else n
+        if self.executor is not None:
+            while len(self._pending) < math.ceil(2 * self._demand):
+                self._submit()
+        return clips
+
+
+def _fit_length(clips, n):
+    """Crops or tiles ``[M, C]`` clips along time to ``[M, n]``."""
+    if clips.shape[1] >= n:
+        return clips[:, :n]
+    index = torch.arange(n, device=clips.device) % clips.shape[1]
+    return clips[:, index]
+
+
+def _valid_counts(lengths, n_samples):
+    """Relative lengths to sample counts in [1, n_samples]."""
+    counts = torch.round(lengths.double() * n_samples).long()
+    return counts.clamp(1, n_samples)
+
+
+class OfficialAugmentation(nn.Module):
+    """One of six official conditions per utterance (MUSAN and RIRs).
+
+    See the module docstring for the conditions and the SNR definition.
+    Only the CSVs that the chosen ``conditions`` need must be given; a
+    missing one is an error that names the condition. The batch size,
+    shape and lengths are kept. ``last_plan`` holds, after every call, the
+    condition and SNRs (in dB) of each utterance, for logging and tests.
+
+    Arguments
+    ---------
+    noise_csv : str or None
+        MUSAN ``noise`` CSV.
+    music_csv : str or None
+        MUSAN ``music`` CSV.
+    speech_csv : str or None
+        MUSAN ``speech`` CSV (babble).
+    rir_csv : str or None
+        RIR CSV (small and medium rooms).
+    conditions : sequence of str
+        Conditions to draw from, uniformly (subset of ``CONDITIONS``;
+        repeat one to make it more likely).
+    noise_snr : tuple of float
+        SNR range of ``noise`` in dB.
+    music_snr : tuple of float
+        SNR range of ``music`` (and of the music in ``tv``).
+    babble_snr : tuple of float
+        SNR range of each babble file.
+    babble_count : tuple of int
+        Inclusive range of the number of babble files.
+    clip_seconds : float
+        Length of the noise crops read from disk; longer inputs get the
+        crop tiled.
+    rir_max_seconds : float or None
+        RIRs are cut to this length (None: whole files).
+    sample_rate : int
+        Sample rate of audio and noise files.
+    power_floor : float
+        Added to both mean powers in the SNR computation.
+    threads : int
+        Read-ahead threads (0: synchronous reads).
+    seed : int or None
+        Base seed (see :func:`make_generator`).
+    replacements : dict or None
+        ``$key`` placeholders in the CSV paths.
+
+    Example
+    -------
+    >>> aug = OfficialAugmentation(conditions=["clean"])
+    >>> wavs = torch.randn(3, 800)
+    >>> out, lens = aug(wavs, torch.ones(3))
+    >>> bool(torch.equal(out, wavs)), aug.last_plan[0]["condition"]
+    (True, 'clean')
+    """
+
+    def __init__(
+        self,
+        noise_csv=None,
+        music_csv=None,
+        speech_csv=None,
+        rir_csv=None,
+        conditions=CONDITIONS,
+        noise_snr=(0.0, 15.0),
+        music_snr=(5.0, 15.0),
+        babble_snr=(13.0, 20.0),
+        babble_count=(3, 7),
+        clip_seconds=3.0,
+        rir_max_seconds=None,
+        sample_rate=16000,
+        power_floor=1e-8,
+        threads=2,
+        seed=None,
+        replacements=None,
+    ):
+        super().__init__()
+        conditions = list(conditions)
+        unknown = sorted(set(conditions) - set(CONDITIONS))
+        if unknown or not conditions:
+            raise ValueError(
+                f"unknown conditions {unknown}; choose from {CONDITIONS}"
+            )
+        csvs = {
+            "noise": noise_csv,
+            "music": music_csv,
+            "speech": speech_csv,
+            "rir": rir_csv,
+        }
+        for cond in conditions:
+            for need in _NEEDS[cond]:
+                if csvs[need] is None:
+                    raise ValueError(
+                        f"augmentation condition '{cond}' needs {need}_csv; "
+                        "prepare MUSAN/RIRs or drop the condition"
+                    )
+                if not os.path.isfile(csvs[need]):
+                    raise FileNotFoundError(
+                        f"augmentation CSV {csvs[need]} ({need}_csv) does "
+                        "not exist"
+                    )
+        for name, rng_range in (
+            ("noise_snr", noise_snr),
+            ("music_snr", music_snr),
+            ("babble_snr", babble_snr),
+        ):
+            if len(rng_range) != 2 or rng_range[0] > rng_range[1]:
+                raise ValueError(f"{name} must be (low, high), got {rng_range}")
+        if not 1 <= babble_count[0] <= babble_count[1]:
+            raise ValueError(
+                "babble_count must be (low, high) with 1 <= low, got "
+                f"{babble_count}"
+            )
+        self.conditions = conditions
+        self.csvs = csvs
+        self.snr = {
+            "noise": tuple(map(float, noise_snr)),
+            "music": tuple(map(float, music_snr)),
+            "speech": tuple(map(float, babble_snr)),
+        }
+        self.babble_count = (int(babble_count[0]), int(babble_count[1]))
+        self.clip_samples = int(round(clip_seconds * sample_rate))
+        self.rir_max_samples = (
+            None
+            if rir_max_seconds is None
+            else int(round(rir_max_seconds * sample_rate))
+        )
+        self.power_floor = float(power_floor)
+        self.threads = int(threads)
+        self.seed = seed
+        self.replacements = replacements
+        self.last_plan = []
+        self._rng = None
+        self._banks = None
+        self._executor = None
+
+    def __getstate__(self):
+        """Drops the thread pool and banks when pickled."""
+        state = dict(self.__dict__)
+        state["_banks"] = None
+        state["_executor"] = None
+        return state
+
+    def _setup(self):
+        """Creates the generator, the thread pool and the clip banks."""
+        self._rng = make_generator(self.seed, salt=1)
+        if self.threads > 0:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                self.threads, thread_name_prefix="clipbank"
+            )
+        needed = {n for c in self.conditions for n in _NEEDS[c]}
+        self._banks = {}
+        for name in sorted(needed):
+            whole = name == "rir"
+            self._banks[name] = ClipBank(
+                self.csvs[name],
+                clip_samples=None if whole else self.clip_samples,
+                rng=np.random.default_rng(self._rng.integers(2**63)),
+                executor=self._executor,
+                replacements=self.replacements,
+                max_samples=self.rir_max_samples if whole else None,
+            )
+
+    def close(self):
+        """Stops the read-ahead threads (the module stays usable).
+
+        Returns
+        -------
+        None
+
+        Example
+        -------
+        >>> OfficialAugmentation(conditions=["clean"]).close()
+        """
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None
+        self._banks = None
+
+    def draw_plan(self, batch_size):
+        """Draws the condition and SNRs of every utterance of a batch.
+
+        Arguments
+        ---------
+        batch_size : int
+            Number of utterances.
+
+        Returns
+        -------
+        list of dict
+            Per utterance: ``condition`` and ``additions``, a list of
+            ``(stage, bank, snr_db)`` (stage 0 for noise, music and
+            babble, 1 for the music of ``tv``).
+
+        Example
+        -------
+        >>> aug = OfficialAugmentation(conditions=["clean"])
+        >>> aug.draw_plan(2)
+        [{'condition': 'clean', 'additions': []}, ...]
+        """
+        if self._rng is None:
+            self._rng = make_generator(self.seed, salt=1)
+        rng = self._rng
+        plan = []
+        for index in rng.integers(len(self.conditions), size=batch_size):
+            cond = self.conditions[int(index)]
+            adds = []
+            if cond in ("babble", "tv"):
+                k = int(
+                    rng.integers(self.babble_count[0], self.babble_count[1] + 1)
+                )
+                adds += [
+                    (0, "speech", self._snr(rng, "speech")) for _ in range(k)
+                ]
+            if cond == "music":
+                adds.append((0, "music", self._snr(rng, "music")))
+            if cond == "noise":
+                adds.append((0, "noise", self._snr(rng, "noise")))
+            if cond == "tv":
+                adds.append((1, "music", self._snr(rng, "music")))
+            plan.append({"condition": cond, "additions": adds})
+        return plan
+
+    def _snr(self, rng, bank):
+        low, high = self.snr[bank]
+        return float(rng.uniform(low, high))
+
+    def forward(self, wavs, lengths):
+        """Applies one drawn condition to every utterance.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``[batch, time]``.
+        lengths : torch.Tensor
+            Relative lengths ``[batch]``; padding stays zero.
+
+        Returns
+        -------
+        wavs : torch.Tensor
+            Augmented waveforms, same shape and dtype.
+        lengths : torch.Tensor
+            The input lengths.
+        """
+        if wavs.dim() != 2:
+            raise ValueError(
+                f"expected waveforms [batch, time], got {list(wavs.shape)}"
+            )
+        if self._banks is None:
+            self._setup()
+        batch, n_samples = wavs.shape
+        plan = self.draw_plan(batch)
+        self.last_plan = plan
+        with torch.autocast(device_type=wavs.device.type, enabled=False):
+            x = wavs.float()
+            counts = _valid_counts(lengths.to(x.device), n_samples)
+            mask = None
+            if bool((counts < n_samples).any()):
+                mask = (
+                    torch.arange(n_samples, device=x.device)[None, :]
+                    < counts[:, None]
+                ).to(x.dtype)
+                x = x * mask
+            out = x
+            rows = [i for i, p in enumerate(plan) if p["condition"] == "reverb"]
+            if rows:
+                out = x.clone()
+                wet = self._reverberate(x[rows])
+                out[rows] = wet if mask is None else wet * mask[rows]
+            for stage in (0, 1):
+                out = self._add_noises(out, plan, stage, counts, mask)
+        return out.to(wavs.dtype), lengths
+
+    def _add_noises(self, signal, plan, stage, counts, mask):
+        """Adds the noise files of one stage at their SNRs."""
+        specs = [
+            (row, bank, snr)
+            for row, p in enumerate(plan)
+            for st, bank, snr in p["additions"]
+            if st == stage
+        ]
+        if not specs:
+            return signal
+        device, n_samples = signal.device, signal.shape[1]
+        owners, arrays, snrs = [], [], []
+        for bank in sorted({b for _, b, _ in specs}):
+            mine = [(r, s) for r, b, s in specs if b == bank]
+            arrays += self._banks[bank].take(len(mine))
+            owners += [r for r, _ in mine]
+            snrs += [s for _, s in mine]
+        clips = torch.from_numpy(np.stack(arrays))
+        clips = _fit_length(clips.to(device, non_blocking=True), n_samples)
+        index = torch.tensor(owners, device=device)
+        if mask is not None:
+            clips = clips * mask[index]
+        n = counts.to(signal.dtype)
+        floor = self.power_floor
+        ref_power = torch.linalg.vector_norm(signal, dim=1) ** 2 / n + floor
+        clip_power = torch.linalg.vector_norm(clips, dim=1) ** 2 / n[index]
+        snrs = torch.tensor(snrs, device=device, dtype=signal.dtype)
+        gain = torch.sqrt(
+            ref_power[index] / ((clip_power + floor) * 10 ** (snrs / 10))
+        )
+        # [batch, clips] mixing matrix: one matmul sums each row's clips.
+        mixing = torch.zeros(
+            signal.shape[0], len(owners), device=device, dtype=signal.dtype
+        )
+        mixing[index, torch.arange(len(owners), device=device)] = gain
+        return signal + mixing @ clips
+
+    def _reverberate(self, x):
+        """Convolves every row with its own unit-energy RIR."""
+        rirs = self._banks["rir"].take(x.shape[0])
+        longest = max(len(r) for r in rirs)
+        h = torch.zeros(len(rirs), longest)
+        for i, rir in enumerate(rirs):
+            h[i, : len(rir)] = torch.from_numpy(rir)
+        h = h.to(x.device, non_blocking=True)
+        h = h / h.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+        n_samples = x.shape[1]
+        n_fft = 1 << (n_samples + longest - 2).bit_length()
+        spec = torch.fft.rfft(x, n_fft) * torch.fft.rfft(h, n_fft)
+        return torch.fft.irfft(spec, n_fft)[:, :n_samples]
+
+
+class SpeedPerturbation(nn.Module):
+    """Resamples a whole batch by one random speed factor, on its device.
+
+    A factor ``s`` above 1 makes speech faster (and shorter): the batch is
+    resampled from ``round(100 s)`` to 100 with
+    ``torchaudio.functional.resample`` on the tensor's own device, so a GPU
+    batch never goes through the CPU. The new length is about ``T / s``,
+    then trimmed down to a multiple of ``length_multiple`` samples. Relative
+    lengths are rescaled to the trimmed batch. Labels are unchanged.
+
+    Arguments
+    ---------
+    speeds : sequence of float
+        Factors to draw from, uniformly (one per batch).
+    length_multiple : int
+        The output length is a multiple of this (MR-RawNet needs 320).
+    seed : int or None
+        Base seed (see :func:`make_generator`).
+
+    Example
+    -------
+    >>> sp = SpeedPerturbation(speeds=[1.1])
+    >>> out, lens = sp(torch.randn(2, 16000), torch.tensor([1.0, 0.5]))
+    >>> out.shape, lens
+    (torch.Size([2, 14400]), tensor([1.0000, 0.5051]))
+    """
+
+    def __init__(self, speeds=(0.9, 1.0, 1.1), length_multiple=320, seed=None):
+        super().__init__()
+        speeds = [float(s) for s in speeds]
+        if not speeds or min(speeds) <= 0:
+            raise ValueError(f"speeds must be positive, got {speeds}")
+        self.speeds = speeds
+        self.length_multiple = int(length_multiple)
+        self.seed = seed
+        self.last_speed = None
+        self._rng = None
+
+    def forward(self, wavs, lengths):
+        """Resamples the batch by one drawn factor.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``[batch, time]``.
+        lengths : torch.Tensor
+            Relative lengths ``[batch]``.
+
+        Returns
+        -------
+        wavs : torch.Tensor
+            Resampled and trimmed waveforms ``[batch, new_time]``.
+        lengths : torch.Tensor
+            Relative lengths in the new batch.
+        """
+        if self._rng is None:
+            self._rng = make_generator(self.seed, salt=2)
+        speed = self.speeds[int(self._rng.integers(len(self.speeds)))]
+        self.last_speed = speed
+        return self.apply_speed(wavs, lengths, speed)
+
+    def apply_speed(self, wavs, lengths, speed):
+        """Resamples the batch by a given factor (no random draw).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``[batch, time]``.
+        lengths : torch.Tensor
+            Relative lengths ``[batch]``.
+        speed : float
+            The speed factor.
+
+        Returns
+        -------
+        wavs : torch.Tensor
+            Resampled and trimmed waveforms.
+        lengths : torch.Tensor
+            Relative lengths in the new batch.
+
+        Example
+        -------
+        >>> sp = SpeedPerturbation()
+        >>> sp.apply_speed(torch.randn(1, 3200), torch.ones(1), 0.9)[0].shape
+        torch.Size([1, 3520])
+        """
+        n_in = wavs.shape[1]
+        orig = int(round(speed * 100))
+        if orig != 100:
+            with torch.autocast(device_type=wavs.device.type, enabled=False):
+                out = AF.resample(wavs.float(), orig, 100).to(wavs.dtype)
+        else:
+            out = wavs
+        n_keep = out.shape[1] // self.length_multiple * self.length_multiple
+        if n_keep == 0:
+            raise ValueError(
+                f"{n_in} samples at speed {speed} give fewer than "
+                f"{self.length_multiple} samples"
+            )
+        new_counts = lengths.double() * n_in * 100 / orig
+        new_lengths = (new_counts / n_keep).clamp(max=1.0).to(lengths.dtype)
+        return out[:, :n_keep], new_lengths
+
+
+class TrainingPipeline(nn.Module):
+    """Variable-length crop, augmentation, tiling back and speed change.
+
+    See the module docstring for the order. With probability ``p_short``
+    one crop length is drawn from ``short_seconds`` for the whole batch;
+    each utterance is cut at a random offset within its valid part. After
+    ``augment`` the crop is tiled back to the utterance's original number
+    of samples. ``augment`` and ``speed`` may be None (switched off).
+
+    Arguments
+    ---------
+    augment : torch.nn.Module or None
+        Maps ``(wavs, lengths)`` to the same; e.g.
+        :class:`OfficialAugmentation`.
+    speed : torch.nn.Module or None
+        Maps ``(wavs, lengths)`` to resampled ones; e.g.
+        :class:`SpeedPerturbation`.
+    p_short : float
+        Probability of a short crop for a batch.
+    short_seconds : sequence of float
+        Candidate short crop lengths.
+    sample_rate : int
+        Sample rate of the waveforms.
+    seed : int or None
+        Base seed (see :func:`make_generator`).
+
+    Example
+    -------
+    >>> pipe = TrainingPipeline(p_short=1.0, short_seconds=[0.05])
+    >>> out, lens = pipe(torch.randn(2, 1600), torch.ones(2))
+    >>> out.shape, pipe.last_crop
+    (torch.Size([2, 1600]), 800)
+    """
+
+    def __init__(
+        self,
+        augment=None,
+        speed=None,
+        p_short=0.5,
+        short_seconds=DEFAULT_SHORT_LENGTHS,
+        sample_rate=16000,
+        seed=None,
+    ):
+        super().__init__()
+        if not 0.0 <= p_short <= 1.0:
+            raise ValueError(f"p_short must be in [0, 1], got {p_short}")
+        self.augment = augment
+        self.speed = speed
+        self.p_short = float(p_short)
+        self.short_samples = [
+            int(round(s * sample_rate)) for s in short_seconds
+        ]
+        if self.p_short > 0 and (
+            not self.short_samples or min(self.short_samples) < 1
+        ):
+            raise ValueError("short_seconds must hold positive lengths")
+        self.seed = seed
+        self.last_crop = None
+        self._rng = None
+
+    def forward(self, wavs, lengths):
+        """Crops, augments, tiles back and changes the speed of a batch.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``[batch, time]``.
+        lengths : torch.Tensor
+            Relative lengths ``[batch]``.
+
+        Returns
+        -------
+        wavs : torch.Tensor
+            The training batch (same batch size and order).
+        lengths : torch.Tensor
+            Its relative lengths.
+        """
+        if self._rng is None:
+            self._rng = make_generator(self.seed, salt=3)
+        rng = self._rng
+        batch, n_samples = wavs.shape
+        crop = None
+        if self.p_short > 0 and rng.random() < self.p_short:
+            pick = int(rng.integers(len(self.short_samples)))
+            crop = self.short_samples[pick]
+            if crop >= n_samples:
+                crop = None
+        self.last_crop = crop
+        if crop is None:
+            if self.augment is not None:
+                wavs, lengths = self.augment(wavs, lengths)
+        else:
+            counts = _valid_counts(lengths.detach().cpu(), n_samples)
+            spans = (counts - crop).clamp(min=0)
+            starts = torch.from_numpy(rng.integers(0, spans.numpy() + 1)).long()
+            short_counts = counts.clamp(max=crop)
+            index = torch.arange(crop)[None, :] + starts[:, None]
+            index = index.clamp(max=n_samples - 1).to(wavs.device)
+            short = torch.gather(wavs, 1, index)
+            keep = torch.arange(crop)[None, :] < short_counts[:, None]
+            short = short * keep.to(wavs.device, wavs.dtype)
+            short_lengths = (short_counts.double() / crop).to(lengths.dtype)
+            if self.augment is not None:
+                short, _ = self.augment(short, short_lengths)
+            wavs = self._tile_back(short, short_counts, counts, n_samples)
+        if self.speed is not None:
+            wavs, lengths = self.speed(wavs, lengths)
+        return wavs, lengths
+
+    @staticmethod
+    def _tile_back(short, short_counts, counts, n_samples):
+        """Repeats each row's valid part up to its original length."""
+        device = short.device
+        time = torch.arange(n_samples)[None, :]
+        index = (time % short_counts[:, None]).to(device)
+        out = torch.gather(short, 1, index)
+        keep = (time < counts[:, None]).to(device, short.dtype)
+        return out * keep

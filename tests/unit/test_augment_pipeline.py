@@ -1,0 +1,320 @@
+"""Tests of the official training augmentation (speechbrain_ext.augment).
+
+Noise sets are either white-noise files written here (independent signals,
+so the added power of several files is the sum of their powers and SNRs can
+be measured to a small tolerance) or the synthetic MUSAN/RIR sets of
+``speechbrain_ext.data.synthetic`` prepared offline by
+``speechbrain_ext.augment.prepare``.
+"""
+
+import collections
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechbrain_ext.augment.pipeline import (
+    CONDITIONS,
+    ClipBank,
+    OfficialAugmentation,
+    SpeedPerturbation,
+    TrainingPipeline,
+)
+
+RATE = 16000
+
+
+def _write_set(folder, name, n_files, seconds, level, seed):
+    """White-noise files of one category and their CSV (AddNoise format).
+
+    The files are longer than the 3 s clips the augmentation reads, so two
+    clips of one file start at different random offsets (independent).
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["ID,duration,wav,wav_format,wav_opts"]
+    for i in range(n_files):
+        path = folder / f"{name}{i}.wav"
+        gain = level * (0.3 + rng.random())  # every file at its own level
+        audio = gain * rng.standard_normal(int(seconds * RATE))
+        sf.write(path, audio.astype("float32"), RATE, subtype="FLOAT")
+        rows.append(f"{name}{i},{seconds},{path},wav,")
+    csv = folder / f"{name}.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return str(csv)
+
+
+def _write_rirs(folder, delays):
+    """Delta RIRs (one per delay) and their CSV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["ID,duration,wav,wav_format,wav_opts"]
+    for d in delays:
+        rir = np.zeros(d + 50, dtype="float32")
+        rir[d] = 0.5  # scaled to unit energy by the augmentation
+        path = folder / f"rir{d}.wav"
+        sf.write(path, rir, RATE, subtype="FLOAT")
+        rows.append(f"rir{d},{len(rir) / RATE},{path},wav,")
+    csv = folder / "rirs.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return str(csv)
+
+
+@pytest.fixture(scope="module")
+def white_sets(tmp_path_factory):
+    """Independent white-noise noise/music/speech sets and delta RIRs."""
+    root = tmp_path_factory.mktemp("white")
+    return {
+        "noise_csv": _write_set(root / "noise", "noise", 4, 4.0, 0.05, 1),
+        "music_csv": _write_set(root / "music", "music", 4, 4.0, 0.2, 2),
+        "speech_csv": _write_set(root / "speech", "speech", 8, 4.0, 0.1, 3),
+        "rir_csv": _write_rirs(root / "rirs", [0]),
+    }
+
+
+@pytest.fixture(scope="module")
+def synthetic_sets(tmp_path_factory):
+    """The synthetic MUSAN/RIR sets, prepared offline into CSVs."""
+    from speechbrain_ext.augment.prepare import prepare_augmentation
+    from speechbrain_ext.data.synthetic import generate_corpus
+
+    root = tmp_path_factory.mktemp("synthetic")
+    info = generate_corpus(
+        str(root / "corpus"),
+        0,
+        2,
+        2,
+        seed=5,
+        max_duration=1.5,
+        n_noise=2,
+        n_music=2,
+        n_speech=3,
+        n_rooms=1,
+        rirs_per_room=2,
+        progress=False,
+    )
+    csvs = prepare_augmentation(
+        str(root / "prepared"),
+        musan_folder=info["paths"]["musan_dir"],
+        rirs_folder=info["paths"]["rirs_dir"],
+        workers=1,
+    )
+    return {
+        "noise_csv": csvs["noise"],
+        "music_csv": csvs["music"],
+        "speech_csv": csvs["speech"],
+        "rir_csv": csvs["rirs"],
+    }
+
+
+def _speech_like(batch, n, seed=0):
+    """Random signals with different levels per row."""
+    gen = torch.Generator().manual_seed(seed)
+    levels = 0.05 + 0.3 * torch.rand(batch, 1, generator=gen)
+    return levels * torch.randn(batch, n, generator=gen)
+
+
+def _snr_db(clean, added):
+    return 10 * math.log10(clean.pow(2).mean() / added.pow(2).mean())
+
+
+def test_one_condition_per_utterance_uniform():
+    aug = OfficialAugmentation(
+        noise_csv=None, conditions=["clean"]
+    )  # plans need no files
+    aug.conditions = list(CONDITIONS)  # draw over all six
+    plan = aug.draw_plan(3000)
+    counts = collections.Counter(p["condition"] for p in plan)
+    assert set(counts) == set(CONDITIONS)
+    # 500 expected each; 6 standard deviations is about 120.
+    assert all(380 < c < 620 for c in counts.values()), counts
+    for p in plan:
+        adds = p["additions"]
+        banks = collections.Counter(b for _, b, _ in adds)
+        cond = p["condition"]
+        if cond in ("clean", "reverb"):
+            assert adds == []
+        elif cond in ("babble", "tv"):
+            assert 3 <= banks["speech"] <= 7
+            assert banks["music"] == (cond == "tv")
+        else:
+            assert dict(banks) == {cond: 1}
+
+
+def test_batch_kept_clean_rows_unchanged(white_sets):
+    aug = OfficialAugmentation(**white_sets, threads=2, seed=3)
+    wavs = _speech_like(24, 4000)
+    lengths = torch.ones(24)
+    out, out_lengths = aug(wavs, lengths)
+    plan = aug.last_plan
+    assert out.shape == wavs.shape and out.dtype == wavs.dtype
+    assert torch.equal(out_lengths, lengths)
+    assert len(plan) == 24
+    seen = {p["condition"] for p in plan}
+    assert "clean" in seen and len(seen) >= 4
+    for row, p in enumerate(plan):
+        same = torch.equal(out[row], wavs[row])
+        # Delta RIR at 0: reverb rows equal the input up to rounding.
+        if p["condition"] == "clean":
+            assert same
+        elif p["condition"] == "reverb":
+            assert torch.allclose(out[row], wavs[row], atol=1e-5)
+        else:
+            assert not same
+    aug.close()
+
+
+@pytest.mark.parametrize(
+    "condition, low, high", [("noise", 0, 15), ("music", 5, 15)]
+)
+def test_single_file_snr(white_sets, condition, low, high):
+    aug = OfficialAugmentation(**white_sets, conditions=[condition], seed=1)
+    wavs = _speech_like(16, 8000, seed=2)
+    out, _ = aug(wavs, torch.ones(16))
+    for row, p in enumerate(aug.last_plan):
+        ((stage, bank, snr),) = p["additions"]
+        assert bank == condition and low <= snr <= high
+        measured = _snr_db(wavs[row], out[row] - wavs[row])
+        assert measured == pytest.approx(snr, abs=0.01)
+
+
+def test_babble_snr_each_file(white_sets):
+    aug = OfficialAugmentation(**white_sets, conditions=["babble"], seed=2)
+    wavs = _speech_like(16, 16000, seed=3)
+    out, _ = aug(wavs, torch.ones(16))
+    for row, p in enumerate(aug.last_plan):
+        snrs = [s for _, bank, s in p["additions"] if bank == "speech"]
+        assert 3 <= len(snrs) <= 7
+        assert all(13 <= s <= 20 for s in snrs)
+        # Independent files: the powers add up.
+        expected = -10 * math.log10(sum(10 ** (-s / 10) for s in snrs))
+        measured = _snr_db(wavs[row], out[row] - wavs[row])
+        assert measured == pytest.approx(expected, abs=0.3)
+
+
+def test_padding_stays_zero_and_snr_uses_valid_part(white_sets):
+    aug = OfficialAugmentation(**white_sets, conditions=["noise"], seed=4)
+    wavs = _speech_like(2, 8000)
+    wavs[1, 4000:] = 0.0
+    out, _ = aug(wavs, torch.tensor([1.0, 0.5]))
+    assert torch.all(out[1, 4000:] == 0)
+    snr = aug.last_plan[1]["additions"][0][2]
+    measured = _snr_db(wavs[1, :4000], out[1, :4000] - wavs[1, :4000])
+    assert measured == pytest.approx(snr, abs=0.01)
+
+
+def test_reverb_convolves_with_unit_energy_rir(tmp_path):
+    rir_csv = _write_rirs(tmp_path, [7])
+    aug = OfficialAugmentation(rir_csv=rir_csv, conditions=["reverb"])
+    wavs = _speech_like(3, 1000)
+    out, _ = aug(wavs, torch.ones(3))
+    # A delta at sample 7 delays by 7 samples; its energy is scaled to 1.
+    assert torch.allclose(out[:, 7:], wavs[:, :-7], atol=1e-6)
+    assert torch.all(out[:, :7].abs() < 1e-6)
+
+
+def test_speed_perturbation_length_and_labels():
+    # Each row is a tone of its own frequency: after a speed change the
+    # rows must still be in the same order (labels unchanged) with their
+    # frequencies scaled by the factor.
+    n = 16000
+    t = torch.arange(n) / RATE
+    freqs = torch.tensor([300.0, 500.0, 800.0])
+    wavs = torch.sin(2 * math.pi * freqs[:, None] * t)
+    for speed in (0.9, 1.0, 1.1):
+        sp = SpeedPerturbation(speeds=[speed])
+        out, lengths = sp(wavs, torch.tensor([1.0, 1.0, 0.5]))
+        assert sp.last_speed == speed
+        assert out.shape[0] == 3 and out.shape[1] % 320 == 0
+        assert 0 <= round(n / speed) - out.shape[1] < 320
+        assert lengths[2].item() == pytest.approx(
+            min(1.0, n / 2 / speed / out.shape[1]), abs=1e-3
+        )
+        spectrum = torch.fft.rfft(out).abs()
+        peaks = spectrum.argmax(dim=1).float() * RATE / out.shape[1]
+        assert torch.allclose(peaks, freqs * speed, rtol=0.01)
+
+
+def test_speed_draws_one_factor_per_batch():
+    sp = SpeedPerturbation(seed=0)
+    shapes = collections.Counter(
+        sp(torch.randn(4, 16000), torch.ones(4))[0].shape[1] for _ in range(60)
+    )
+    assert set(shapes) == {17600, 16000, 14400}
+
+
+def test_pipeline_short_crop_is_augmented_then_tiled():
+    seen = []
+
+    def spy(wavs, lengths):
+        seen.append(wavs.shape)
+        return wavs, lengths
+
+    pipe = TrainingPipeline(augment=spy, p_short=1.0, short_seconds=[0.05])
+    wavs = torch.arange(4 * 3200, dtype=torch.float32).reshape(4, 3200)
+    out, lengths = pipe(wavs, torch.ones(4))
+    crop = 800
+    assert seen == [torch.Size([4, crop])]
+    assert out.shape == wavs.shape and torch.equal(lengths, torch.ones(4))
+    for row in range(4):
+        segment = out[row, :crop]
+        start = int(segment[0].item()) - row * 3200
+        assert 0 <= start <= 3200 - crop
+        assert torch.equal(segment, wavs[row, start : start + crop])
+        assert torch.equal(out[row, crop : 2 * crop], segment)
+
+
+def test_pipeline_full_crop_and_speed():
+    pipe = TrainingPipeline(
+        augment=None, speed=SpeedPerturbation(speeds=[1.1]), p_short=0.0
+    )
+    out, lengths = pipe(torch.randn(2, 48000), torch.ones(2))
+    assert out.shape == (2, 43520) and pipe.last_crop is None
+
+
+def test_works_offline_with_synthetic_sets(synthetic_sets):
+    aug = OfficialAugmentation(**synthetic_sets, clip_seconds=1.0, seed=7)
+    pipe = TrainingPipeline(
+        aug, SpeedPerturbation(), p_short=0.5, short_seconds=[0.5, 0.6], seed=7
+    )
+    conditions = set()
+    for _ in range(8):
+        wavs = _speech_like(12, 16000)
+        out, lengths = pipe(wavs, torch.ones(12))
+        assert out.shape[0] == 12 and torch.isfinite(out).all()
+        conditions |= {p["condition"] for p in aug.last_plan}
+    assert conditions == set(CONDITIONS)
+    aug.close()
+
+
+def test_same_seed_same_augmentation(white_sets):
+    outs = []
+    for _ in range(2):
+        aug = OfficialAugmentation(**white_sets, seed=11, threads=2)
+        outs.append(aug(_speech_like(8, 2000), torch.ones(8))[0])
+        aug.close()
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_missing_inputs_are_named(tmp_path):
+    with pytest.raises(ValueError, match="'babble' needs speech_csv"):
+        OfficialAugmentation(conditions=["babble"])
+    missing = str(tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        OfficialAugmentation(noise_csv=missing, conditions=["noise"])
+
+
+def test_clip_bank_tiles_and_reads_ahead(tmp_path):
+    path = tmp_path / "short.wav"
+    sf.write(path, np.arange(1, 101, dtype="float32") / 100, RATE)
+    (tmp_path / "c.csv").write_text(f"ID,wav\na,{path}\n")
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        bank = ClipBank(str(tmp_path / "c.csv"), 250, rng=0, executor=pool)
+        clip = bank.take(3)[0]
+        assert len(bank._pending) >= 3  # read ahead for the next call
+        bank.take(0)
+    assert clip.shape == (250,)
+    np.testing.assert_allclose(clip[100:200], clip[:100])
