@@ -1,12 +1,12 @@
-# Everything a fresh clone needs: `make test` and (later) `make demo` create
-# .venv and install the pinned requirements on first use.
+# Everything a fresh clone needs: `make demo` and `make test` create .venv
+# and install the pinned requirements on first use.
 
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint unit bench clean-venv
+.PHONY: install test lint unit demo bench clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ unit: $(STAMP)
 	$(VPY) -m pytest
 
 test: lint unit
+
+demo: $(STAMP)
+	$(VPY) recipes/demo.py
 
 bench: $(STAMP)
 	$(VPY) tests/benchmarks/bench_lobe.py

@@ -24,7 +24,7 @@ Authors
 
 import hashlib
 import os
-import tempfile
+import tempfile  # noqa: F401 (used by the doctests)
 
 import torch
 import yaml
@@ -214,18 +214,58 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 
 
 def _atomic_write(path, write):
-    """Writes a file through a temporary name, then renames it."""
-    folder = os.path.dirname(path) or "."
-    # torch.save names its archive after the file, so keep a real stem.
-    stem = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{stem}.", suffix=".tmp")
-    os.close(fd)
+    """Writes a file through a temporary name, then renames it.
+
+    The temporary name is fixed (``<path>.tmp``): torch.save names its
+    archive after the file, so a fixed name makes re-exports of the same
+    weights byte-identical.
+    """
+    tmp = f"{path}.tmp"
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def state_digest(path):
+    """SHA-256 of a checkpoint's tensors (names, dtypes, shapes, values).
+
+    Unlike a hash of the file's bytes, it does not change when the same
+    weights are saved again.
+
+    Arguments
+    ---------
+    path : str
+        A ``torch.save``'d state dict.
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Example
+    -------
+    >>> a = os.path.join(tempfile.mkdtemp(), "a.ckpt")
+    >>> b = os.path.join(tempfile.mkdtemp(), "b.ckpt")
+    >>> state = torch.nn.Linear(2, 2).state_dict()
+    >>> torch.save(state, a); torch.save(state, b)
+    >>> state_digest(a) == state_digest(b)
+    True
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        digest.update(key.encode("utf-8"))
+        if isinstance(value, torch.Tensor):
+            value = value.detach().contiguous()
+            digest.update(f"{value.dtype}{list(value.shape)}".encode())
+            digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(value).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def write_label_encoder(path, labels):

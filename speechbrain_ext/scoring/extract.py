@@ -65,7 +65,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bumped when the cache format or the meaning of its entries changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: How many offending files an error message lists.
 MAX_LISTED = 10
@@ -442,7 +442,8 @@ def cache_key(checkpoint, model_config, conditions, sample_rate=16000,
     Arguments
     ---------
     checkpoint : str
-        The embedding model's checkpoint file (its bytes are hashed).
+        The embedding model's checkpoint file (its tensors are hashed, so
+        saving the same weights again keeps the cache).
     model_config : str
         Text describing the model (e.g. the pretrained ``hyperparams.yaml``).
     conditions : Mapping
@@ -459,18 +460,19 @@ def cache_key(checkpoint, model_config, conditions, sample_rate=16000,
 
     Example
     -------
-    >>> path = tempfile.mkstemp()[1]
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+    >>> torch.save({"w": torch.ones(2)}, path)
     >>> a = cache_key(path, "cfg", {"full": None})
     >>> a == cache_key(path, "cfg", {"full": None})
     True
     >>> a == cache_key(path, "cfg", {"full": None, "1.04s": 16640})
     False
     """
-    from speechbrain_ext.pretrained import sha256_of
+    from speechbrain_ext.pretrained import state_digest
 
     description = {
         "cache_version": CACHE_VERSION,
-        "checkpoint_sha256": sha256_of(checkpoint),
+        "checkpoint_state_sha256": state_digest(checkpoint),
         "model_config_sha256": hashlib.sha256(
             model_config.encode("utf-8")
         ).hexdigest(),

@@ -1,0 +1,95 @@
+"""The demo pipeline at a tiny size, through the same entry points.
+
+``recipes/demo.py`` is run as ``make demo`` runs it, with a few speakers,
+one epoch and the tiny model; every output must exist and parse.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from conftest import ROOT, TINY_KWARGS
+
+
+def test_demo_end_to_end(tmp_path):
+    model = json.dumps(TINY_KWARGS).replace('"', "")
+    train = [
+        f"--model_kwargs={model}",
+        "--number_of_epochs=1",
+        "--crop_seconds=0.6",
+        "--valid_crop_seconds=0.6",
+        "--short_crop_seconds=[0.4, 0.5]",
+        "--batch_size=4",
+        "--num_workers=0",
+        "--prep_workers=1",
+        "--augment_threads=1",
+        "--device=cpu",
+    ]
+    cmd = [
+        sys.executable,
+        str(ROOT / "recipes" / "demo.py"),
+        f"--workdir={tmp_path / 'data'}",
+        f"--results={tmp_path / 'results'}",
+        "--n_train_speakers=4",
+        "--n_test_speakers=2",
+        "--utts_per_speaker=3",
+        "--noprogressbar",
+        *[f"--train_arg={a}" for a in train],
+        "--verify_arg=--device=cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    for n in range(1, 6):
+        assert f"[{n}/5]" in out
+    assert "MFCC baseline" in out and "MR-RawNet" in out
+
+    results = tmp_path / "results"
+    summary = json.loads((results / "demo_results.json").read_text())
+    for system in ["mr_rawnet", "mfcc_baseline"]:
+        assert set(summary[system]) == {"full", "1.04s", "2.04s"}
+        for metrics in summary[system].values():
+            assert 0.0 <= metrics["eer"] <= 1.0
+            assert metrics["n_target"] > 0 and metrics["n_nontarget"] > 0
+    table = (results / "demo_results.md").read_text().splitlines()
+    assert len(table) == 2 + 6
+
+    pretrained = results / "train" / "pretrained"
+    for name in ["hyperparams.yaml", "embedding_model.ckpt", "classifier.ckpt"]:
+        assert (pretrained / name).is_file()
+    state = torch.load(pretrained / "embedding_model.ckpt", weights_only=True)
+    assert state["fc.weight"].shape[0] == TINY_KWARGS["lin_neurons"]
+    assert (results / "train" / "train_log.txt").read_text().strip()
+
+    verification = results / "verification"
+    scored = json.loads((verification / "results.json").read_text())
+    assert set(next(iter(scored["results"].values()))) == {
+        "full", "1.04s", "2.04s"
+    }
+    plots = sorted(os.listdir(verification / "plots"))
+    assert plots == ["synthetic_det.png", "synthetic_hist.png"]
+    for name in plots:
+        assert (verification / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    scores = sorted(os.listdir(verification / "scores" / "synthetic"))
+    assert len(scores) == 3, scores
+    first = (verification / "scores" / "synthetic" / scores[0]).read_text()
+    label, score = first.splitlines()[0].split()[2:]
+    assert label in {"0", "1"} and -1.0 <= float(score) <= 1.0
+
+    # A second run reuses the corpus, the training and the embeddings.
+    train_log = (results / "train" / "train_log.txt").read_text()
+    again = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "reused" in again.stdout
+    assert (results / "train" / "train_log.txt").read_text() == train_log
+    log = (verification / "log.txt").read_text().splitlines()
+    extraction = [line for line in log if "Embeddings:" in line]
+    assert len(extraction) == 2
+    assert "6 utterances cached, 0 to compute" in extraction[-1]
