@@ -15,10 +15,11 @@ Authors
 """
 
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
+
+from speechbrain_ext.data import crops
 
 __all__ = [
     "CONDITIONS",
@@ -353,17 +354,7 @@ def centre_crop(wav, n_samples):
         raise ValueError(
             f"centre_crop expects a 1-D signal, got shape {tuple(wav.shape)}"
         )
-    length = int(wav.shape[0])
-    if length == 0:
-        raise ValueError("cannot crop an empty signal")
-    if length >= n_samples:
-        start = (length - n_samples) // 2
-        return wav[start : start + n_samples]
-    repeats = -(-n_samples // length)  # ceil
-    torch = sys.modules.get("torch")  # a tensor implies torch is imported
-    if torch is not None and isinstance(wav, torch.Tensor):
-        return wav.repeat(repeats)[:n_samples]
-    return np.tile(np.asarray(wav), repeats)[:n_samples]
+    return crops.centre_crop(wav, int(n_samples))
 
 
 def resolve_path(path, data_folder, allow_outside=False, where=None):
