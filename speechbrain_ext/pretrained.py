@@ -18,6 +18,18 @@ warning when keys do not match, so a wrong checkpoint silently yields a
 random model. Every load here goes through :func:`load_state_dict_strict`,
 which raises an error naming the offending keys.
 
+Untrusted files: the checkpoints are read with ``torch.load(weights_only=
+True)`` (:func:`strict_transfer`), so a crafted pickle is refused without
+running its code. ``hyperparams.yaml`` is HyperPyYAML, which can run code by
+design: load only folders whose ``hyperparams.yaml`` you trust.
+
+Audio input: ``load_audio`` (and so ``verify_files`` and ``classify_file``)
+passes each decoded file through :class:`CheckedAudioNormalizer`, which
+rejects empty and NaN/Inf audio with a clear ``ValueError`` before
+resampling. SpeechBrain resolves a path whose folder does not exist as a
+Hugging Face Hub ID; :func:`local_audio` avoids that lookup and raises
+``FileNotFoundError`` for a missing file.
+
 Authors
  * MR-RawNet SpeechBrain recipe contributors
 """
@@ -28,6 +40,7 @@ import tempfile  # noqa: F401 (used by the doctests)
 
 import torch
 import yaml
+from speechbrain.dataio.preprocess import AudioNormalizer
 
 #: The official MR-RawNet configuration (constructor defaults).
 OFFICIAL_MODEL_KWARGS = {
@@ -132,9 +145,173 @@ def strict_transfer(obj, path):
     >>> path = os.path.join(tempfile.mkdtemp(), "layer.ckpt")
     >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     >>> _ = strict_transfer(torch.nn.Linear(2, 2), path)
+    >>> torch.save([1, 2], path)
+    >>> strict_transfer(torch.nn.Linear(2, 2), path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a state dict of tensors (got list)
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle refused, corrupt or truncated file
+        raise ValueError(
+            f"{path}: cannot be read as a weights-only checkpoint "
+            f"({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(state, dict) or not all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise ValueError(
+            f"{path} is not a state dict of tensors (got "
+            f"{type(state).__name__})"
+        )
     return load_state_dict_strict(obj, state, source=str(path))
+
+
+def strict_label_transfer(obj, path, n_classes=None):
+    """Pretrainer hook: loads a label encoder, refusing a corrupt file.
+
+    SpeechBrain's default hook for a ``CategoricalEncoder`` ignores a file
+    it cannot parse and leaves the encoder empty, so ``classify_*`` fails
+    much later. The file format is Python literals, read with
+    ``ast.literal_eval``, which never runs code.
+
+    Arguments
+    ---------
+    obj : speechbrain.dataio.encoder.CategoricalEncoder
+        The encoder to fill.
+    path : str or pathlib.Path
+        A ``CategoricalEncoder`` file.
+    n_classes : int or None
+        Expected number of labels (the classifier's rows).
+
+    Returns
+    -------
+    speechbrain.dataio.encoder.CategoricalEncoder
+        ``obj``, loaded.
+
+    Example
+    -------
+    >>> from speechbrain.dataio.encoder import CategoricalEncoder
+    >>> path = os.path.join(tempfile.mkdtemp(), "label_encoder.txt")
+    >>> _ = write_label_encoder(path, ["a", "b"])
+    >>> len(strict_label_transfer(CategoricalEncoder(), path, 2))
+    2
+    >>> strict_label_transfer(CategoricalEncoder(), path, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: ... has 2 labels but the classifier has 3 classes
+    """
+    try:
+        obj.load(path)
+    except (ValueError, SyntaxError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{path}: not a valid label encoder file "
+            f"({type(err).__name__}: {err})"
+        ) from err
+    if n_classes is not None and len(obj) != n_classes:
+        raise ValueError(
+            f"{path} has {len(obj)} labels but the classifier has "
+            f"{n_classes} classes"
+        )
+    return obj
+
+
+class CheckedAudioNormalizer(AudioNormalizer):
+    """SpeechBrain's ``AudioNormalizer`` that first rejects unusable audio.
+
+    ``EncoderClassifier.load_audio`` passes every decoded file through the
+    ``audio_normalizer`` of the pretrained folder. SpeechBrain's resampler
+    fails on an empty file at another rate with an unrelated reshape error,
+    and NaN samples would only be reported later by the model; this
+    normaliser raises a ``ValueError`` that names the problem instead.
+    Usable audio is resampled and mixed exactly as by ``AudioNormalizer``.
+
+    Arguments
+    ---------
+    sample_rate : int
+        Rate of the model.
+    mix : str
+        ``"avg-to-mono"`` or ``"keep"``.
+
+    Example
+    -------
+    >>> norm = CheckedAudioNormalizer(16000)
+    >>> norm(torch.ones(800, 2), 8000).shape
+    torch.Size([1600])
+    >>> norm(torch.zeros(0, 2), 8000)
+    Traceback (most recent call last):
+    ...
+    ValueError: audio is empty (0 samples at 8000 Hz)
+    """
+
+    def __call__(self, audio, sample_rate):
+        """Checks, resamples and mixes one decoded file.
+
+        Arguments
+        ---------
+        audio : torch.Tensor
+            ``[time]`` or ``[time, channels]``.
+        sample_rate : int
+            Rate of ``audio``.
+
+        Returns
+        -------
+        torch.Tensor
+            The audio at the model's rate (mono with ``avg-to-mono``).
+        """
+        if audio.numel() == 0:
+            raise ValueError(
+                f"audio is empty (0 samples at {sample_rate} Hz)"
+            )
+        if not bool(torch.isfinite(audio).all()):
+            raise ValueError("audio holds NaN or Inf samples")
+        return super().__call__(audio, sample_rate)
+
+
+def local_audio(path):
+    """Marks an audio path as local for SpeechBrain's ``load_audio``.
+
+    ``load_audio`` takes a path whose folder does not exist for a Hugging
+    Face Hub ID and looks it up there (or fails with a repo-ID validation
+    error), and a missing file in an existing folder gives an unspecific
+    decoding error. The returned source is always read locally.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        An audio file.
+
+    Returns
+    -------
+    speechbrain.utils.fetching.FetchSource
+        A local source, for ``verify_files``, ``classify_file`` or
+        ``load_audio``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``; the message names it.
+
+    Example
+    -------
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> _ = open(path, "wb").write(b"")
+    >>> local_audio(path).path == path
+    True
+    >>> local_audio(path + ".missing")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no audio file at ....wav.missing
+    """
+    from speechbrain.utils.fetching import FetchFrom, FetchSource
+
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no audio file at {path}")
+    return FetchSource(FetchFrom.LOCAL, path)
 
 
 def hyperparams_yaml(model_kwargs, n_classes, with_labels, sample_rate=16000):
@@ -168,6 +345,12 @@ def hyperparams_yaml(model_kwargs, n_classes, with_labels, sample_rate=16000):
     label_line = (
         "        label_encoder: !ref <label_encoder>\n" if with_labels else ""
     )
+    label_hook = (
+        "        label_encoder: !name:speechbrain_ext.pretrained."
+        f"strict_label_transfer\n            n_classes: {n_classes}\n"
+        if with_labels
+        else ""
+    )
     label_obj = (
         "label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder\n"
         if with_labels
@@ -191,8 +374,9 @@ classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
 compute_features: !new:speechbrain_ext.lobes.passthrough.PassThrough
 mean_var_norm: !new:speechbrain_ext.lobes.passthrough.PassThrough
 
-# Files are resampled to the model's rate and mixed down to mono.
-audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
+# Files are resampled to the model's rate and mixed down to mono; empty and
+# NaN/Inf files are refused with a clear error.
+audio_normalizer: !new:speechbrain_ext.pretrained.CheckedAudioNormalizer
     sample_rate: !ref <sample_rate>
     mix: avg-to-mono
 
@@ -210,7 +394,7 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 {label_line}    custom_hooks:
         embedding_model: !name:speechbrain_ext.pretrained.strict_transfer
         classifier: !name:speechbrain_ext.pretrained.strict_transfer
-"""
+{label_hook}"""
 
 
 def _atomic_write(path, write):
@@ -418,7 +602,12 @@ model = SpeakerRecognition.from_hparams(source="<this folder>",
 score, same = model.verify_files("a.wav", "b.wav")
 ```
 
-Files at other rates are resampled to 16 kHz and stereo is mixed to mono.
+Files at other rates are resampled to 16 kHz and stereo is mixed to mono;
+empty or NaN/Inf files raise a `ValueError`. SpeechBrain takes a path whose
+folder does not exist for a Hugging Face Hub ID: wrap local paths with
+`speechbrain_ext.pretrained.local_audio(path)` for a `FileNotFoundError`
+instead. `hyperparams.yaml` can run code (HyperPyYAML): load only folders
+you trust; the checkpoints are read weights-only.
 Embeddings are length-aware: batching with zero padding does not change
 them. Classifier rows: {n_classes}. {labels}
 

@@ -156,6 +156,11 @@ class MRRawNet(nn.Module):
                 f"{bad.tolist()})"
             )
         batch, n_samples = wavs.shape
+        if n_samples == 0:
+            raise ValueError(
+                "MRRawNet got empty waveforms (0 samples); it needs at least "
+                f"{LENGTH_MULTIPLE} samples (20 ms at 16 kHz) per utterance"
+            )
         if lengths is None:
             counts = torch.full((batch,), n_samples, dtype=torch.long)
         else:
