@@ -20,6 +20,41 @@ Any hparam can be overridden (``--batch_size=32``, ``--augment=False``,
 Rerunning the same command after an interruption resumes from the last
 checkpoint (same epoch, step, LR, sampler position and optimiser state).
 
+Faults (see ``tests/integration/test_training_faults.py``):
+
+* ``kill -9`` at any moment, even while a checkpoint is being written:
+  rerun the same command. A checkpoint counts only once all its files
+  are written; a half-written one is moved aside (``incomplete-CKPT+...``)
+  and the run resumes from the previous complete one.
+* A process of a DDP run dies: let ``torchrun`` restart the group, which
+  then resumes from the last checkpoint by itself::
+
+    torchrun --nproc_per_node=4 --max-restarts=3 \\
+        recipes/train_speaker_embeddings.py hparams/mr_rawnet.yaml ...
+
+  With ``--max-restarts=N`` torchrun stops every process when one fails
+  and starts them all again, up to N times; save intra-epoch checkpoints
+  often enough (``--ckpt_interval_minutes``) that little is redone. On
+  several nodes, also set ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` in
+  the environment of every torchrun (see ``init_distributed`` in
+  ``speechbrain_ext/training/brain.py``).
+* Bad audio (unreadable, truncated, empty, wrong sample rate, NaN/Inf
+  samples) found while training is skipped: a warning names the file,
+  the item is replaced by another utterance of the same speaker, and the
+  train log counts ``skipped_files`` per epoch. The run stops with an
+  error listing files when more than ``max_bad_file_fraction`` of the
+  files read in an epoch are bad (``--max_bad_file_fraction=0``: stop at
+  the first one).
+* A step with non-finite loss or gradients is skipped (no update, LR
+  schedule and BatchNorm statistics unchanged) and counted as
+  ``skipped_steps``; more than ``--nonfinite_patience`` (3) in one epoch
+  stop the run.
+* CSV paths must lie in ``--data_folder`` (``..`` escapes and absolute
+  paths elsewhere are refused) unless
+  ``--allow_paths_outside_data_folder=True``. Checkpoint files are loaded
+  with ``torch.load(weights_only=True)``: a file that is not plain
+  weights is refused, never unpickled.
+
 Steps: prepare the CSVs (rank 0; cached), the noise/RIR CSVs, the label
 encoder (sorted speakers: class i is the i-th speaker), the data loaders
 (speaker-balanced batches, 3 s random crops; 3 s centre crops for
@@ -39,7 +74,6 @@ import sys
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import SaveableDataLoader
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
@@ -55,8 +89,13 @@ from speechbrain_ext.augment.pipeline import (  # noqa: E402
     TrainingPipeline,
 )
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
-from speechbrain_ext.data.crops import read_crop  # noqa: E402
 from speechbrain_ext.data.prepare import prepare_voxceleb_train  # noqa: E402
+from speechbrain_ext.data.safe_audio import (  # noqa: E402
+    FaultTolerantCollate,
+    SkipBadFiles,
+    read_checked_crop,
+    resolve_csv_paths,
+)
 from speechbrain_ext.data.samplers import (  # noqa: E402
     SpeakerBalancedBatchSampler,
 )
@@ -64,6 +103,7 @@ from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
 from speechbrain_ext.training.brain import (  # noqa: E402
     SpeakerBrain,
     cleanup_distributed,
+    init_distributed,
     resolve_run_opts,
     run_on_main_and_share,
 )
@@ -253,7 +293,13 @@ def dataio_prep(hparams, csvs, label_encoder):
 
     Training items are random crops of ``crop_seconds`` (files that are
     shorter are tiled); validation items are centre crops of
-    ``valid_crop_seconds``. Only the crop's frames are read from disk.
+    ``valid_crop_seconds``. Only the crop's frames are read from disk,
+    and they are checked
+    (:func:`~speechbrain_ext.data.safe_audio.read_checked_crop`): a bad
+    file raises ``BadAudioError``, which the loaders of
+    :func:`make_loaders` turn into a skipped, counted file. Every CSV path
+    must lie in the data folder(s) unless
+    ``allow_paths_outside_data_folder``.
 
     Arguments
     ---------
@@ -279,25 +325,40 @@ def dataio_prep(hparams, csvs, label_encoder):
     def train_audio(wav):
         # A seed from torch's generator, which DataLoader seeds per worker.
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
-        return torch.from_numpy(read_crop(wav, train_samples, rng=seed))
+        crop = read_checked_crop(wav, train_samples, rng=seed, sample_rate=rate)
+        return torch.from_numpy(crop)
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def valid_audio(wav):
-        return torch.from_numpy(read_crop(wav, valid_samples))
+        crop = read_checked_crop(wav, valid_samples, sample_rate=rate)
+        return torch.from_numpy(crop)
 
     @sb.utils.data_pipeline.takes("spk_id")
     @sb.utils.data_pipeline.provides("spk_id_encoded")
     def label(spk_id):
         return label_encoder.encode_label_torch(spk_id)
 
-    train_data = DynamicItemDataset.from_csv(csvs["train"])
+    allow = bool(hparams.get("allow_paths_outside_data_folder", False))
+    roots = hparams["data_folder"]
+
+    def read_csv(path):
+        data = DynamicItemDataset.from_csv(path)
+        outside = resolve_csv_paths(data, roots, allow, source=path)
+        if outside:
+            logger.warning(
+                f"{path}: {outside} audio path(s) outside the data folder(s)"
+                " (allowed by allow_paths_outside_data_folder)"
+            )
+        return data
+
+    train_data = read_csv(csvs["train"])
     train_data.add_dynamic_item(train_audio)
     train_data.add_dynamic_item(label)
     train_data.set_output_keys(["id", "sig", "spk_id_encoded"])
     valid_data = None
     if csvs["valid"]:
-        valid_data = DynamicItemDataset.from_csv(csvs["valid"])
+        valid_data = read_csv(csvs["valid"])
         valid_data.add_dynamic_item(valid_audio)
         valid_data.add_dynamic_item(label)
         valid_data.set_output_keys(["id", "sig", "spk_id_encoded"])
@@ -306,6 +367,12 @@ def dataio_prep(hparams, csvs, label_encoder):
 
 def make_loaders(hparams, train_data, valid_data, pin_memory=False):
     """Speaker-balanced training loader; rank-sharded validation loader.
+
+    Both loaders skip bad audio files: a bad training file is replaced by
+    another utterance of its speaker (dropped if none is readable), a bad
+    validation file is dropped; the counts travel in the batches
+    (:mod:`speechbrain_ext.data.safe_audio`), also from DataLoader
+    workers.
 
     Arguments
     ---------
@@ -330,10 +397,15 @@ def make_loaders(hparams, train_data, valid_data, pin_memory=False):
         seed=hparams["seed"],
     )
     workers = hparams["num_workers"]
+    speakers = [train_data.data[i]["spk_id"] for i in train_data.data_ids]
     train_loader = SaveableDataLoader(
-        train_data,
+        SkipBadFiles(
+            train_data,
+            groups=speakers,
+            max_tries=hparams.get("bad_file_replacements", 5),
+        ),
         batch_sampler=sampler,
-        collate_fn=PaddedBatch,
+        collate_fn=FaultTolerantCollate(),
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=False,
@@ -346,10 +418,10 @@ def make_loaders(hparams, train_data, valid_data, pin_memory=False):
             rank = torch.distributed.get_rank()
         # Every rank scores its share; SpeakerBrain sums the counts.
         valid_loader = torch.utils.data.DataLoader(
-            valid_data,
+            SkipBadFiles(valid_data),
             sampler=list(range(rank, len(valid_data), world)),
             batch_size=hparams["valid_batch_size"],
-            collate_fn=PaddedBatch,
+            collate_fn=FaultTolerantCollate(),
             num_workers=workers,
             pin_memory=pin_memory,
         )
@@ -407,7 +479,7 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv
     )
     run_opts = resolve_run_opts(run_opts)
-    sb.utils.distributed.ddp_init_group(run_opts)
+    init_distributed(run_opts)
     try:
         with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)

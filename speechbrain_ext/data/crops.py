@@ -217,6 +217,45 @@ def draw_crop_length(
     return int(round(seconds * sample_rate))
 
 
+def crop_window(frames, n, rng=None):
+    """Where :func:`read_crop` reads an ``n``-sample crop of ``frames``.
+
+    A file of at most ``n`` frames is read whole (and tiled afterwards);
+    otherwise the crop starts at the centre (``rng=None``) or at a uniform
+    random position.
+
+    Arguments
+    ---------
+    frames : int
+        Number of frames in the file.
+    n : int
+        Crop length in samples.
+    rng : numpy.random.Generator, int or None
+        Random generator or seed; None for a centre crop.
+
+    Returns
+    -------
+    start : int
+        First frame to read.
+    count : int
+        Frames to read, -1 for the whole file.
+
+    Example
+    -------
+    >>> crop_window(10, 4)
+    (3, 4)
+    >>> crop_window(3, 4)
+    (0, -1)
+    """
+    if n < 1:
+        raise ValueError(f"crop length must be >= 1, got {n}")
+    if frames <= n:
+        return 0, -1
+    if rng is None:
+        return (frames - n) // 2, n
+    return int(_as_rng(rng).integers(0, frames - n + 1)), n
+
+
 def read_crop(path, n, rng=None, dtype="float32"):
     """Reads an ``n``-sample crop of an audio file without decoding it all.
 
@@ -255,12 +294,7 @@ def read_crop(path, n, rng=None, dtype="float32"):
     if n < 1:
         raise ValueError(f"crop length must be >= 1, got {n}")
     frames = sf.info(str(path)).frames
-    if frames <= n:
-        start, count = 0, -1
-    elif rng is None:
-        start, count = (frames - n) // 2, n
-    else:
-        start, count = int(_as_rng(rng).integers(0, frames - n + 1)), n
+    start, count = crop_window(frames, n, rng)
     wav, _ = sf.read(str(path), start=start, frames=count, dtype=dtype)
     if wav.ndim > 1:
         wav = wav.mean(axis=1).astype(dtype, copy=False)

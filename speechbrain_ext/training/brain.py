@@ -28,10 +28,21 @@ ranks validate, checkpoint and finish with identical weights.
 
 :class:`SafeCheckpointer` makes checkpoints safe against ``kill -9``: a
 checkpoint counts only once all its files are written, so a run killed
-while saving resumes from the previous complete checkpoint.
+while saving resumes from the previous complete checkpoint. Its torch
+files are loaded weights-only (:func:`weights_only_recovery`): a planted
+pickle is refused, never run.
+
+Faults while training: bad audio files reported by the data loaders
+(:mod:`speechbrain_ext.data.safe_audio`) are counted per epoch, named in
+warnings and stop the run beyond ``max_bad_file_fraction``; a step with
+non-finite gradients is skipped without a trace (weights, optimiser
+state, LR schedule, BatchNorm statistics) and counted; both counts go to
+the train log (``skipped_files``, ``skipped_steps``). Test hooks that
+inject faults live in :mod:`speechbrain_ext.training.faults`.
 
 Helpers for the recipe: :func:`resolve_run_opts` (device and backend
-defaults), :func:`run_on_main_and_share` (run preparation on rank 0 and
+defaults), :func:`init_distributed` (DDP set-up that survives torchrun
+restarts), :func:`run_on_main_and_share` (run preparation on rank 0 and
 give every rank its result), :func:`state_digest` and
 :func:`cleanup_distributed`.
 
@@ -40,10 +51,12 @@ Authors
 """
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import logging
 import os
+import pickle
 import shutil
 import time
 
@@ -54,12 +67,16 @@ import torch.nn.functional as F
 import yaml
 from speechbrain.utils.checkpoints import (
     CKPT_PREFIX,
+    DEFAULT_LOAD_HOOKS,
     METAFNAME,
     Checkpointer,
     ckpt_recency,
+    get_default_hook,
+    hook_on_loading_state_dict_checkpoint,
     mark_as_loader,
     mark_as_saver,
     register_checkpoint_hooks,
+    torch_recovery,
 )
 from speechbrain.utils.distributed import (
     MainProcessContext,
@@ -69,6 +86,9 @@ from speechbrain.utils.distributed import (
     is_distributed_initialized,
 )
 from speechbrain.utils.logger import get_logger
+
+from speechbrain_ext.data.safe_audio import BadFileTracker
+from speechbrain_ext.training import faults
 
 logger = get_logger(__name__)
 
@@ -144,6 +164,71 @@ def resolve_run_opts(run_opts):
         run_opts,
         **changes,
         overridden_args=set(run_opts.overridden_args) | set(changes),
+    )
+
+
+def init_distributed(run_opts):
+    """SpeechBrain's ``ddp_init_group``, made safe for torchrun restarts.
+
+    ``torchrun --max-restarts=N`` restarts every process when one dies.
+    The restarted processes meet in the agent's TCP store, which still
+    holds the keys of the previous attempt (pytorch/pytorch#135712): a
+    rank can read a dead peer's address and fail (gloo: "connectFullMesh
+    failed ... Connection refused"; NCCL: a stale unique id). On a
+    restart of a one-node run, the process group is therefore set up in
+    a namespace of the store named after the restart count. Several
+    nodes do not agree on that count; there, launch torchrun with
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a fresh store per attempt),
+    which this function then leaves to SpeechBrain.
+
+    Arguments
+    ---------
+    run_opts : RunOptions or dict
+        Run options (``distributed_backend``), after
+        :func:`resolve_run_opts`.
+
+    Returns
+    -------
+    None
+
+    Example
+    -------
+    >>> init_distributed({"distributed_backend": "gloo"})  # no torchrun
+    """
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    ddp = "RANK" in os.environ and "LOCAL_RANK" in os.environ
+    if not (ddp and shared and attempt > 0):
+        sb.utils.distributed.ddp_init_group(run_opts)
+        return
+    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:
+        logger.warning(
+            "torchrun restarted this multi-node run with a shared TCP store; "
+            "if the process group fails to start, relaunch with "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"
+        )
+        sb.utils.distributed.ddp_init_group(run_opts)
+        return
+    backend = run_opts["distributed_backend"]
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    timeout = datetime.timedelta(seconds=7200)  # as SpeechBrain
+    world = int(os.environ["WORLD_SIZE"])
+    store = torch.distributed.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world,
+        is_master=False,
+        timeout=timeout,
+    )
+    store = torch.distributed.PrefixStore(f"mrrawnet_restart_{attempt}", store)
+    logger.warning(f"torchrun restart {attempt}: joining a fresh process group")
+    torch.distributed.init_process_group(
+        backend=backend,
+        store=store,
+        rank=int(os.environ["RANK"]),
+        world_size=world,
+        timeout=timeout,
     )
 
 
@@ -260,6 +345,74 @@ def state_digest(module):
     return digest.hexdigest()
 
 
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint file is not a plain weights file; it was not loaded.
+
+    Arguments
+    ---------
+    message : str
+        Which file, and why.
+
+    Example
+    -------
+    >>> str(UnsafeCheckpointError("x.ckpt: refused"))
+    'x.ckpt: refused'
+    """
+
+
+def weights_only_recovery(obj, path, end_of_epoch):
+    """Loads a state dict with ``torch.load(weights_only=True)``.
+
+    The replacement of SpeechBrain's ``torch_recovery`` used by
+    :class:`SafeCheckpointer`. SpeechBrain 1.1.2 calls ``torch.load``
+    without ``weights_only``, which is safe only as long as torch's
+    default is (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` in the environment
+    turns it into a full unpickler that runs code from the file). Here the
+    weights-only unpickler is always used, and a file it refuses raises
+    :class:`UnsafeCheckpointError` without anything of it having run.
+
+    Arguments
+    ---------
+    obj : torch.nn.Module or torch.optim.Optimizer or object
+        Anything with ``load_state_dict``.
+    path : str or pathlib.Path
+        The ``.ckpt`` file.
+    end_of_epoch : bool
+        Unused.
+
+    Returns
+    -------
+    None
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "layer.ckpt"
+    >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
+    >>> weights_only_recovery(torch.nn.Linear(2, 2), path, True)
+    """
+    del end_of_epoch
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message tells how to load it unsafely; keep the cause.
+        lines = [line.strip() for line in str(err).splitlines()]
+        cause = next(
+            (line for line in lines if "WeightsUnpickler error" in line),
+            "not a weights-only pickle",
+        )
+        raise UnsafeCheckpointError(
+            f"Refused to load checkpoint file {path}: it is not a plain "
+            f"weights file ({cause}). Nothing in it was run. If this "
+            "checkpoint is yours, it is corrupt or was replaced; move its "
+            "folder away to resume from another one."
+        ) from err
+    state = hook_on_loading_state_dict_checkpoint(state)
+    try:
+        obj.load_state_dict(state, strict=True)
+    except TypeError:
+        obj.load_state_dict(state)
+
+
 class SafeCheckpointer(Checkpointer):
     """A ``Checkpointer`` safe against kills and consistent under DDP.
 
@@ -274,6 +427,9 @@ class SafeCheckpointer(Checkpointer):
       rank list the folder and makes one collective call per deleted
       checkpoint, so ranks that see the folder differently, e.g. while
       rank 0 is still writing, deadlock.)
+    * Torch files (modules, optimisers, grad scaler) are loaded with
+      :func:`weights_only_recovery`, whatever torch's default: a file
+      that is not plain weights is refused, never unpickled.
 
     Arguments
     ---------
@@ -310,6 +466,13 @@ class SafeCheckpointer(Checkpointer):
         Checkpoint or None
             The checkpoint on rank 0, None elsewhere.
         """
+        names = list(self.recoverables)
+        if faults.kill_in_this_save() and names and if_main_process():
+            # Test hook: die once half of the files are written.
+            victim = names[len(names) // 2]
+            self.custom_save_hooks[victim] = lambda obj, path: faults.kill_now(
+                f"while saving {path}"
+            )
         ckpt = super().save_checkpoint(*args, **kwargs)
         if ckpt is not None:
             files = {
@@ -415,6 +578,15 @@ class SafeCheckpointer(Checkpointer):
                 return False
         return True
 
+    def _call_load_hooks(self, checkpoint):
+        """Loads the recoverables, torch files through weights-only loads."""
+        for name, obj in self.recoverables.items():
+            if name in self.custom_load_hooks:
+                continue
+            if get_default_hook(obj, DEFAULT_LOAD_HOOKS) is torch_recovery:
+                self.custom_load_hooks[name] = weights_only_recovery
+        return super()._call_load_hooks(checkpoint)
+
     def _list_checkpoint_dirs(self):
         """Complete checkpoint folders only."""
         return [
@@ -488,8 +660,27 @@ class SpeakerBrain(sb.core.Brain):
     ``LogSoftmaxWrapper(AdditiveAngularMargin(...))``), ``train_logger``;
     optional: ``train_pipeline``, ``lr_scheduler``, ``sync_batchnorm``
     (default True), ``ckpt_num_to_keep`` (1), ``eer_trials``,
-    ``eer_data_folder``, ``eer_interval`` and ``eer_max_seconds``.
-    Batches carry ``sig`` (waveforms, lengths) and ``spk_id_encoded``.
+    ``eer_data_folder``, ``eer_interval``, ``eer_max_seconds``,
+    ``max_bad_file_fraction`` (0.01), ``bad_file_min_files`` (500) and
+    ``allow_paths_outside_data_folder`` (False). Batches carry ``sig``
+    (waveforms, lengths) and ``spk_id_encoded``, and, from
+    :class:`~speechbrain_ext.data.safe_audio.FaultTolerantCollate`, the
+    bad files met (``bad_files``, ``files_read``).
+
+    Faults (counted per epoch, logged in the train log as
+    ``skipped_files`` and ``skipped_steps``):
+
+    * bad audio files are counted and named in warnings;
+      :class:`~speechbrain_ext.data.safe_audio.TooManyBadFilesError`
+      stops the run when more than ``max_bad_file_fraction`` of the files
+      read in the epoch are bad;
+    * an optimiser step whose gradients (after the DDP all-reduce, so all
+      ranks agree) are not finite is skipped: no update, no LR-schedule
+      step, and the BatchNorm statistics of its forward pass are undone.
+      More than ``--nonfinite_patience`` (3) such steps in an epoch stop
+      the run. This replaces SpeechBrain's loss check, which lets a
+      non-finite step through and poisons the weights unless
+      ``--skip_nonfinite_grads`` is given.
 
     Arguments
     ---------
@@ -531,9 +722,15 @@ class SpeakerBrain(sb.core.Brain):
         self.valid_enabled = False
         self.stage_sums = {}
         self.stage_started = {}
+        self.bad_files = {}
+        self.skipped_steps = 0
+        self.nonfinite_count = 0
         self.train_stats = None
         self.last_stats = {}
         self._restored = None
+        self._epoch = None
+        self._buffer_snapshot = None
+        self._nan_loss = False
 
     # ------------------------------------------------------------------
     # Forward and loss
@@ -597,6 +794,8 @@ class SpeakerBrain(sb.core.Brain):
         logits, lengths = predictions
         labels = batch.spk_id_encoded.data.to(logits.device)
         loss = self.hparams.compute_cost(logits, labels, lengths)
+        if stage == sb.Stage.TRAIN and self._nan_loss:
+            loss = loss * float("nan")  # test hook (training.faults)
         with torch.no_grad():
             target = labels.reshape(-1).long()
             scores = logits.squeeze(1).float()
@@ -607,36 +806,198 @@ class SpeakerBrain(sb.core.Brain):
             correct = (scores.argmax(dim=1) == target).sum()
             sums = self.stage_sums.get(stage)
             if sums is not None:
-                sums += torch.stack(
+                values = torch.stack(
                     [
                         loss.detach().double() * target.numel(),
                         correct.double(),
                         torch.tensor(
                             float(target.numel()),
                             dtype=torch.float64,
-                            device=sums.device,
+                            device=loss.device,
                         ),
                     ]
-                ).to(sums.device)
+                )
+                # A non-finite batch (its step is skipped) is left out.
+                values = torch.where(
+                    torch.isfinite(loss.detach()),
+                    values,
+                    torch.zeros_like(values),
+                )
+                sums += values.to(sums.device)
         return loss
 
-    def on_fit_batch_start(self, batch, should_step):
-        """Sets the LR of the coming optimiser step (per-iteration schedule).
+    # ------------------------------------------------------------------
+    # Fault-tolerant training steps
+    # ------------------------------------------------------------------
+    def _account_files(self, batch, stage):
+        """Adds a batch's bad files to the stage's tracker (may raise)."""
+        bad = getattr(batch, "bad_files", None)
+        tracker = self.bad_files.get(stage)
+        if bad is None or tracker is None:
+            return
+        tracker.update(bad, getattr(batch, "files_read", len(batch)))
+
+    def fit_batch(self, batch):
+        """Trains on a batch; skips batches left without usable audio.
 
         Arguments
         ---------
-        batch : PaddedBatch
-            The batch (unused).
-        should_step : bool
-            Whether this batch ends with an optimiser step.
+        batch : PaddedBatch or EmptyBatch
+            From the training loader.
+
+        Returns
+        -------
+        torch.Tensor
+            The detached loss (NaN for a skipped batch).
+        """
+        self._account_files(batch, sb.Stage.TRAIN)
+        faults.maybe_kill_at_step(self.optimizer_step)
+        if len(batch) == 0 or (getattr(batch, "dropped", 0) and len(batch) < 2):
+            return self._skip_batch_without_audio(batch)
+        self._nan_loss = faults.nan_batch(self._epoch or 0, self.step)
+        if (self.step - 1) % self.grad_accumulation_factor == 0:
+            # Buffers (BatchNorm statistics) before this step's forwards.
+            self._buffer_snapshot = [
+                (b, b.detach().clone()) for b in self.modules.buffers()
+            ]
+        return super().fit_batch(batch)
+
+    def _skip_batch_without_audio(self, batch):
+        """Skips a batch whose items were (nearly) all dropped."""
+        message = (
+            f"too little usable audio in training batch {self.step} of "
+            f"epoch {self._epoch}: {len(batch)} item(s) left, "
+            f"{getattr(batch, 'dropped', 0)} dropped (no readable file of "
+            "their speaker)"
+        )
+        if self.distributed_launch:
+            # The other ranks would wait for this one's gradients.
+            raise RuntimeError(message + " (cannot skip a step under DDP)")
+        logger.warning(message + "; batch skipped")
+        self.skipped_steps += 1
+        return torch.tensor(float("nan"))
+
+    def check_loss_isfinite(self, loss):
+        """Does nothing: non-finite steps are caught on the gradients.
+
+        SpeechBrain's check counts a non-finite loss before ``backward``
+        but still applies the step. :meth:`optimizers_step` instead checks
+        the gradients after the DDP all-reduce (the same on every rank)
+        and skips the step.
+
+        Arguments
+        ---------
+        loss : torch.Tensor
+            The scaled loss (unused).
 
         Returns
         -------
         None
         """
+        del loss
+
+    def _gradients_finite(self):
+        """Whether every gradient is finite (one device sync)."""
+        flags = [
+            torch.isfinite(p.grad).all()
+            for p in self.modules.parameters()
+            if p.grad is not None
+        ]
+        return not flags or bool(torch.stack(flags).all())
+
+    def optimizers_step(self):
+        """Steps the optimiser, or skips the step if gradients are not finite.
+
+        As ``Brain.optimizers_step`` (unscale, clip, step, zero the
+        gradients), plus the per-iteration LR schedule
+        (``hparams.lr_scheduler``, called only for steps that are taken),
+        and the non-finite handling described in the class docstring.
+
+        Returns
+        -------
+        None
+        """
+        if self.optimizers_dict is not None:
+            optimizers = self.freeze_optimizers(self.optimizers_dict)
+        elif self.opt_class is not None:
+            optimizers = {"optimizer": self.optimizer}
+        else:
+            return
+        for opt in optimizers.values():
+            self.scaler.unscale_(opt)
+        if not self._gradients_finite():
+            self._skip_nonfinite_step(optimizers)
+            return
         scheduler = getattr(self.hparams, "lr_scheduler", None)
-        if should_step and scheduler is not None:
+        if scheduler is not None:
             scheduler(self.optimizer)
+        for opt in optimizers.values():
+            torch.nn.utils.clip_grad_norm_(
+                opt.param_groups[0]["params"], self.max_grad_norm
+            )
+        for opt in optimizers.values():
+            self.scaler.step(opt)
+        self.scaler.update()
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        self.optimizer_step += 1
+
+    def _skip_nonfinite_step(self, optimizers):
+        """Drops the gradients and BatchNorm updates of a bad step."""
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        if self._buffer_snapshot is not None:
+            with torch.no_grad():
+                for buffer, saved in self._buffer_snapshot:
+                    buffer.copy_(saved)
+        if self.scaler.is_enabled():
+            # fp16: lowers the loss scale; overflows are routine there.
+            self.scaler.update()
+            logger.info(
+                f"Skipped the optimiser step after batch {self.step} of "
+                f"epoch {self._epoch}: non-finite gradients (fp16)"
+            )
+            return
+        self.skipped_steps += 1
+        self.nonfinite_count += 1
+        logger.warning(
+            f"Skipped the optimiser step after batch {self.step} of epoch "
+            f"{self._epoch}: non-finite loss or gradients "
+            f"({self.nonfinite_count} this epoch, --nonfinite_patience="
+            f"{self.nonfinite_patience}); weights and BatchNorm statistics "
+            "left unchanged"
+        )
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise ValueError(
+                f"{self.nonfinite_count} optimiser steps of epoch "
+                f"{self._epoch} had non-finite loss or gradients, more than "
+                f"--nonfinite_patience={self.nonfinite_patience}. The last "
+                "checkpoint holds finite weights; check the data (NaN "
+                "audio), lower the learning rate, or debug with "
+                "torch.autograd.detect_anomaly()."
+            )
+
+    @torch.no_grad()
+    def evaluate_batch(self, batch, stage):
+        """Evaluates a batch; a batch without usable audio is skipped.
+
+        Arguments
+        ---------
+        batch : PaddedBatch or EmptyBatch
+            From the validation loader.
+        stage : speechbrain.Stage
+            VALID or TEST.
+
+        Returns
+        -------
+        torch.Tensor
+            The detached loss (NaN for a skipped batch, which SpeechBrain
+            leaves out of its running average).
+        """
+        self._account_files(batch, stage)
+        if len(batch) == 0:
+            return torch.tensor(float("nan"))
+        return super().evaluate_batch(batch, stage)
 
     # ------------------------------------------------------------------
     # Stages, logging and checkpoints
@@ -679,24 +1040,52 @@ class SpeakerBrain(sb.core.Brain):
         device = torch.device(self.device)
         sums = torch.zeros(3, dtype=torch.float64, device=device)
         elapsed = 0.0
+        tracker = BadFileTracker(
+            max_fraction=getattr(self.hparams, "max_bad_file_fraction", 0.01),
+            min_files=getattr(self.hparams, "bad_file_min_files", 500),
+            what="training" if stage == sb.Stage.TRAIN else "evaluation",
+        )
+        if stage == sb.Stage.TRAIN:
+            self._epoch = epoch
+            self.skipped_steps = 0
+            self._buffer_snapshot = None
         if stage == sb.Stage.TRAIN and self._restored is not None:
             sums += torch.tensor(self._restored["sums"], dtype=torch.float64)
             elapsed = self._restored["elapsed"]
+            bad, files, skipped = self._restored["faults"]
+            tracker.reset(bad=bad, files=files)
+            self.skipped_steps = int(skipped)
             self._restored = None
         self.stage_sums[stage] = sums
+        self.bad_files[stage] = tracker
         self.stage_started[stage] = time.time() - elapsed
 
+    def _fault_counts(self, stage):
+        """This rank's [bad files, files read, skipped steps] of a stage."""
+        tracker = self.bad_files.get(stage)
+        bad = tracker.bad if tracker is not None else 0
+        files = tracker.files if tracker is not None else 0
+        skipped = self.skipped_steps if stage == sb.Stage.TRAIN else 0
+        return [float(bad), float(files), float(skipped)]
+
     def _reduced_stats(self, stage):
-        """Loss, accuracy and count of a stage, summed over DDP ranks."""
-        sums = self.stage_sums[stage].clone()
+        """Loss, accuracy, count and faults of a stage, summed over ranks."""
+        sums = self.stage_sums[stage]
+        counts = torch.tensor(
+            self._fault_counts(stage), dtype=torch.float64, device=sums.device
+        )
+        sums = torch.cat([sums, counts])
         if is_distributed_initialized():
             torch.distributed.all_reduce(sums)
-        loss_sum, correct, count = sums.tolist()
+        loss_sum, correct, count, bad, files, skipped = sums.tolist()
         count = max(count, 1.0)
         return {
             "loss": loss_sum / count,
             "acc": correct / count,
             "n": int(count),
+            "skipped_files": int(bad),
+            "files_read": int(files),
+            "skipped_steps": int(skipped),
         }
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
@@ -718,12 +1107,21 @@ class SpeakerBrain(sb.core.Brain):
         """
         stats = self._reduced_stats(stage)
         minutes = (time.time() - self.stage_started[stage]) / 60.0
+        if stats["skipped_files"] or stats["skipped_steps"]:
+            logger.warning(
+                f"Epoch {epoch} ({stage.name.lower()}): skipped "
+                f"{stats['skipped_files']} bad audio file(s) of the "
+                f"{stats['files_read']} read and {stats['skipped_steps']} "
+                "optimiser step(s)"
+            )
         if stage == sb.Stage.TRAIN:
             self.sync_buffers()
             self.train_stats = {
                 "loss": stats["loss"],
                 "acc": stats["acc"],
                 "minutes": minutes,
+                "skipped_files": stats["skipped_files"],
+                "skipped_steps": stats["skipped_steps"],
             }
             if not self.valid_enabled:
                 self._end_of_epoch(epoch, None)
@@ -732,6 +1130,7 @@ class SpeakerBrain(sb.core.Brain):
             "loss": stats["loss"],
             "error_rate": 1.0 - stats["acc"],
             "minutes": minutes,
+            "skipped_files": stats["skipped_files"],
         }
         if stage == sb.Stage.VALID:
             eer = self._maybe_trial_eer(epoch)
@@ -827,7 +1226,9 @@ class SpeakerBrain(sb.core.Brain):
 
         Embeddings are computed one utterance at a time (full length, or a
         centre crop of ``max_seconds``) with the unwrapped model in eval
-        mode, so this may run on one rank only.
+        mode, so this may run on one rank only. Relative paths must stay
+        in ``data_folder`` unless ``hparams.allow_paths_outside_data_folder``;
+        the trials of an unusable audio file are left out (with a warning).
 
         Arguments
         ---------
@@ -840,15 +1241,22 @@ class SpeakerBrain(sb.core.Brain):
 
         Returns
         -------
-        float
-            The EER, in [0, 1].
+        float or None
+            The EER, in [0, 1]; None when no target or no non-target
+            trial is left.
         """
-        from speechbrain_ext.data.crops import read_crop
+        from speechbrain_ext.data.safe_audio import (
+            BadAudioError,
+            read_checked_crop,
+        )
         from speechbrain_ext.scoring.metrics import compute_eer
-        from speechbrain_ext.scoring.trials import read_trials
+        from speechbrain_ext.scoring.trials import read_trials, resolve_path
 
         trials = read_trials(trial_file)
         rate = int(getattr(self.hparams, "sample_rate", 16000))
+        allow = bool(
+            getattr(self.hparams, "allow_paths_outside_data_folder", False)
+        )
         model = unwrap(self.modules.embedding_model)
         was_training = model.training
         model.eval()
@@ -856,24 +1264,39 @@ class SpeakerBrain(sb.core.Brain):
         try:
             for utt in trials.utterances():
                 path = utt
-                if data_folder and not os.path.isabs(utt):
-                    path = os.path.join(data_folder, utt)
-                n = sf.info(path).frames
-                if max_seconds:
-                    n = min(n, int(round(max_seconds * rate)))
-                wav = torch.as_tensor(read_crop(path, n), device=self.device)
+                if data_folder:
+                    path = resolve_path(
+                        utt, data_folder, allow_outside=allow, where=trial_file
+                    )
+                try:
+                    n = sf.info(path).frames
+                    if max_seconds:
+                        n = min(n, int(round(max_seconds * rate)))
+                    wav = read_checked_crop(path, max(n, 1), sample_rate=rate)
+                except (BadAudioError, RuntimeError) as err:
+                    # (soundfile's errors are RuntimeErrors)
+                    logger.warning(f"EER trials: skipped {path}: {err}")
+                    continue
+                wav = torch.as_tensor(wav, device=self.device)
                 with self.evaluation_ctx:
                     emb = model(wav[None], torch.ones(1, device=self.device))
                 embeddings[utt] = F.normalize(emb.float().reshape(-1), dim=0)
         finally:
             model.train(was_training)
+        kept = [
+            (e, t, label)
+            for e, t, label in zip(
+                trials.enrol, trials.test, trials.labels, strict=True
+            )
+            if e in embeddings and t in embeddings
+        ]
+        labels = torch.as_tensor([int(label) for _, _, label in kept])
+        if not kept or labels.min() == labels.max():
+            logger.warning(f"EER trials: too few usable trials in {trial_file}")
+            return None
         scores = torch.stack(
-            [
-                torch.dot(embeddings[e], embeddings[t])
-                for e, t in zip(trials.enrol, trials.test, strict=True)
-            ]
+            [torch.dot(embeddings[e], embeddings[t]) for e, t, _ in kept]
         ).cpu()
-        labels = torch.as_tensor(trials.labels)
         eer, _ = compute_eer(
             scores[labels == 1].numpy(), scores[labels == 0].numpy()
         )
@@ -925,6 +1348,7 @@ class SpeakerBrain(sb.core.Brain):
             "optimizer_step": int(self.optimizer_step),
             "train_sums": [0.0, 0.0, 0.0] if sums is None else sums.tolist(),
             "train_elapsed": 0.0 if started is None else time.time() - started,
+            "train_faults": self._fault_counts(sb.Stage.TRAIN),
         }
         with open(path, "w", encoding="utf-8") as f:
             f.write(yaml.safe_dump(state))
@@ -941,9 +1365,12 @@ class SpeakerBrain(sb.core.Brain):
             # Other ranks' partial sums were not saved; rank 0 restores
             # its own so that the epoch's logged means stay unbiased.
             sums = [0.0, 0.0, 0.0]
+            counts = [0.0, 0.0, 0.0]
             if if_main_process():
                 sums = state.get("train_sums", sums)
+                counts = state.get("train_faults", counts)
             self._restored = {
                 "sums": sums,
                 "elapsed": float(state.get("train_elapsed", 0.0)),
+                "faults": counts,
             }
