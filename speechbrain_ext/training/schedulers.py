@@ -50,9 +50,10 @@ class WarmupCosineRestarts:
     The object counts iterations in ``n_steps`` (the number of iterations
     already run). Two calling conventions are supported; use one only:
 
-    * ``scheduler(optimizer)`` at the START of every iteration (e.g. in
-      ``Brain.on_fit_batch_start`` when ``should_step``): sets
-      ``get_lr(n_steps)`` for the iteration about to run, then advances.
+    * ``scheduler(optimizer)`` just before every optimiser step that is
+      taken (``SpeakerBrain.optimizers_step`` does this, so skipped
+      non-finite steps do not advance it): sets ``get_lr(n_steps)`` for
+      that step, then advances.
     * the official order: ``scheduler.apply(optimizer)`` once before
       training (after checkpoint recovery), then
       ``scheduler.on_batch_end(optimizer)`` after every optimizer step,
