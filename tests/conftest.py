@@ -73,3 +73,28 @@ def converted(official_fixture, tmp_path_factory):
         str(train_list),
     )
     return folder
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Training-test corpus: 8 training and 2 test speakers, 12 utterances
+    of 1-2 s each, with small noise and RIR sets (shared by the training
+    tests; tests that damage files work on a copy)."""
+    from speechbrain_ext.data.synthetic import generate_corpus
+
+    info = generate_corpus(
+        str(tmp_path_factory.mktemp("corpus") / "corpus"),
+        n_train_speakers=8,
+        n_test_speakers=2,
+        utts_per_speaker=12,
+        seed=1,
+        min_duration=1.0,
+        max_duration=2.0,
+        n_noise=3,
+        n_music=2,
+        n_speech=4,
+        n_rooms=1,
+        rirs_per_room=2,
+        progress=False,
+    )
+    return info["paths"]

@@ -39,29 +39,6 @@ SEED = 1986
 TIMEOUT = 300
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """8 training and 2 test speakers, 12 utterances of 1-2 s each."""
-    from speechbrain_ext.data.synthetic import generate_corpus
-
-    info = generate_corpus(
-        str(tmp_path_factory.mktemp("corpus") / "corpus"),
-        n_train_speakers=8,
-        n_test_speakers=2,
-        utts_per_speaker=12,
-        seed=1,
-        min_duration=1.0,
-        max_duration=2.0,
-        n_noise=3,
-        n_music=2,
-        n_speech=4,
-        n_rooms=1,
-        rirs_per_room=2,
-        progress=False,
-    )
-    return info["paths"]
-
-
 def recipe_args(corpus, out, *extra):
     """The recipe's hparams file and overrides for a tiny CPU run."""
     model = json.dumps(TINY_KWARGS).replace('"', "")

@@ -61,29 +61,6 @@ EPOCHS = 2
 PREP_FILES = ("train.csv", "valid.csv", "speakers.txt", "train_prepare.json")
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """The corpus of test_training.py (8 training speakers)."""
-    from speechbrain_ext.data.synthetic import generate_corpus
-
-    info = generate_corpus(
-        str(tmp_path_factory.mktemp("corpus") / "corpus"),
-        n_train_speakers=8,
-        n_test_speakers=2,
-        utts_per_speaker=12,
-        seed=1,
-        min_duration=1.0,
-        max_duration=2.0,
-        n_noise=3,
-        n_music=2,
-        n_speech=4,
-        n_rooms=1,
-        rirs_per_room=2,
-        progress=False,
-    )
-    return info["paths"]
-
-
 def args(corpus, out, *extra):
     """``recipe_args`` with ``extra`` replacing options of the same name."""
     names = {a.split("=")[0] for a in extra}
