@@ -27,6 +27,7 @@ from speechbrain_ext.lobes.masking import (
     apply_mask,
     downsample_mask,
     masked_mean,
+    pool_pairs,
 )
 from speechbrain_ext.lobes.sinc import SincFilterbank
 from speechbrain_ext.lobes.tcn import TCN
@@ -183,7 +184,7 @@ class FrontEndBranch(nn.Module):
         if finer is not None:
             x = x + finer
         x = self.tcn(x, mask)
-        pooled = None if self.is_last else F.max_pool1d(x, 2)
+        pooled = None if self.is_last else pool_pairs(x, "max")
         return self.rate(x, mask), pooled
 
 

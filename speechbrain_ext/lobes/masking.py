@@ -221,3 +221,36 @@ def masked_mean_std(x, mask, eps_min=1e-4, eps_max=1e4, unbiased=True):
         sq = ((x - mean) * mask).pow(2).sum(dim=-1, keepdim=True)
         var = sq / (count - 1 if unbiased else count)
     return mean, var.clamp(eps_min, eps_max).sqrt()
+
+
+def pool_pairs(x, mode="avg"):
+    """Halves the frame rate by pooling non-overlapping pairs of frames.
+
+    Equal to ``avg_pool1d(x, 2)`` / ``max_pool1d(x, 2)`` (an odd last frame
+    is dropped), written as two strided views, which is several times
+    faster on the CPU for these shapes.
+
+    Arguments
+    ---------
+    x : torch.Tensor
+        Features ``[B, C, T]``.
+    mode : str
+        ``"avg"`` or ``"max"``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, C, T // 2]``.
+
+    Example
+    -------
+    >>> x = torch.tensor([[[1.0, 3.0, 2.0, 8.0, 5.0]]])
+    >>> pool_pairs(x), pool_pairs(x, "max")
+    (tensor([[[2., 5.]]]), tensor([[[3., 8.]]]))
+    """
+    n = x.shape[-1] // 2 * 2
+    even, odd = x[..., 0:n:2], x[..., 1:n:2]
+    if mode == "max":
+        return torch.maximum(even, odd)
+    return (even + odd) * 0.5
+

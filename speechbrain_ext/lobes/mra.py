@@ -29,6 +29,7 @@ from torch import nn
 from speechbrain_ext.lobes.masking import (
     downsample_mask,
     masked_mean,
+    pool_pairs,
     upsample_mask,
 )
 from speechbrain_ext.lobes.res2net import Bottle2neck
@@ -150,7 +151,7 @@ class MRABlock(nn.Module):
         """
         same = self.same(x, mask)
         up = self.up(self.up_conv(x), upsample_mask(mask))
-        up = F.avg_pool1d(up, 2)
-        down = self.down(F.avg_pool1d(x, 2), downsample_mask(mask))
+        up = pool_pairs(up)
+        down = self.down(pool_pairs(x), downsample_mask(mask))
         down = self.down_conv(down)
         return x + self.gate([same, up, down], mask)
