@@ -439,14 +439,41 @@ def state_digest(path):
     True
     """
     state = torch.load(path, map_location="cpu", weights_only=True)
+    return state_dict_digest(state)
+
+
+def state_dict_digest(state):
+    """SHA-256 of a state dict: names, dtypes, shapes and values.
+
+    Equal digests mean bit-identical tensors. Used for checkpoint files
+    (:func:`state_digest`) and for live modules (training's weight checks).
+
+    Arguments
+    ---------
+    state : dict
+        Names to tensors (other values are hashed by ``repr``).
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Example
+    -------
+    >>> a = {"w": torch.ones(2)}
+    >>> state_dict_digest(a) == state_dict_digest({"w": torch.ones(2)})
+    True
+    >>> state_dict_digest(a) == state_dict_digest({"w": torch.ones(2, 1)})
+    False
+    """
     digest = hashlib.sha256()
     for key in sorted(state):
         value = state[key]
-        digest.update(key.encode("utf-8"))
+        digest.update(f"{key}|".encode())
         if isinstance(value, torch.Tensor):
-            value = value.detach().contiguous()
-            digest.update(f"{value.dtype}{list(value.shape)}".encode())
-            digest.update(value.view(-1).view(torch.uint8).numpy().tobytes())
+            value = value.detach().cpu().contiguous()
+            digest.update(f"{value.dtype}|{list(value.shape)}|".encode())
+            digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
         else:
             digest.update(repr(value).encode("utf-8"))
     return digest.hexdigest()

@@ -52,7 +52,6 @@ Authors
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -88,6 +87,7 @@ from speechbrain.utils.distributed import (
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ext.data.safe_audio import BadFileTracker
+from speechbrain_ext.pretrained import state_dict_digest
 from speechbrain_ext.training import faults
 
 logger = get_logger(__name__)
@@ -337,12 +337,7 @@ def state_digest(module):
     >>> state_digest(a) == state_digest(b)
     True
     """
-    digest = hashlib.sha256()
-    for name, value in sorted(unwrap(module).state_dict().items()):
-        value = value.detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{list(value.shape)}|".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return state_dict_digest(unwrap(module).state_dict())
 
 
 class UnsafeCheckpointError(RuntimeError):
