@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.fast_conv import PointwiseConv1d
 from speechbrain_ext.lobes.masking import (
     apply_mask,
     downsample_mask,
@@ -121,7 +122,7 @@ class FrontEndBranch(nn.Module):
         self.pad = span // 2
         self.hop = span * 2 // 5
         self.sinc = SincFilterbank(sinc_filters, span + 1, self.hop)
-        self.proj = nn.Conv1d(sinc_filters, tcn_channels, 1, bias=False)
+        self.proj = PointwiseConv1d(sinc_filters, tcn_channels, bias=False)
         self.tcn = TCN(tcn_channels, tcn_hidden, tcn_repeats, tcn_blocks)
         stride = out_rate_factor // 2 ** (index + 1)
         self.rate = ConvReluBN(

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.fast_conv import PointwiseConv1d
 from speechbrain_ext.lobes.frontend import MultiResolutionFrontEnd
 from speechbrain_ext.lobes.masking import (
     LENGTH_MULTIPLE,
@@ -111,7 +112,7 @@ class MRRawNet(nn.Module):
             )
             for depth in mra_depths
         )
-        self.aggregate = nn.Conv1d(3 * channels, aggregate_channels, 1)
+        self.aggregate = PointwiseConv1d(3 * channels, aggregate_channels)
         self.pooling = ContextAttentiveStatsPooling(
             aggregate_channels, attention_channels
         )

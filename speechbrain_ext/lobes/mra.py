@@ -26,6 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.fast_conv import (
+    PairTransposedConv1d,
+    PointwiseConv1d,
+)
 from speechbrain_ext.lobes.masking import (
     downsample_mask,
     masked_mean,
@@ -55,9 +59,9 @@ class PathGate(nn.Module):
 
     def __init__(self, channels, bottleneck):
         super().__init__()
-        self.reduce = nn.Conv1d(channels, bottleneck, 1)
+        self.reduce = PointwiseConv1d(channels, bottleneck)
         self.bn = nn.BatchNorm1d(bottleneck)
-        self.expand = nn.Conv1d(bottleneck, channels, 1)
+        self.expand = PointwiseConv1d(bottleneck, channels)
 
     def weights(self, paths, mask=None):
         """Gate weights ``[B, C, n_paths]`` (softmax over paths).
@@ -128,10 +132,10 @@ class MRABlock(nn.Module):
                  gate_bottleneck=None):
         super().__init__()
         self.same = Bottle2neck(channels, kernel_size, dilation, scale)
-        self.up_conv = nn.ConvTranspose1d(channels, channels, 2, stride=2)
+        self.up_conv = PairTransposedConv1d(channels, channels)
         self.up = Bottle2neck(channels, kernel_size, dilation, scale)
         self.down = Bottle2neck(channels, kernel_size, dilation, scale)
-        self.down_conv = nn.ConvTranspose1d(channels, channels, 2, stride=2)
+        self.down_conv = PairTransposedConv1d(channels, channels)
         self.gate = PathGate(channels, gate_bottleneck or channels // 2)
 
     def forward(self, x, mask=None):

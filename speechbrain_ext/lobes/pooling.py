@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.fast_conv import PointwiseConv1d, pointwise_conv1d
 from speechbrain_ext.lobes.masking import masked_mean_std
 
 
@@ -43,9 +44,9 @@ class ContextAttentiveStatsPooling(nn.Module):
     def __init__(self, channels, attention_channels=256):
         super().__init__()
         self.channels = channels
-        self.reduce = nn.Conv1d(3 * channels, attention_channels, 1)
+        self.reduce = PointwiseConv1d(3 * channels, attention_channels)
         self.bn = nn.BatchNorm1d(attention_channels)
-        self.expand = nn.Conv1d(attention_channels, channels, 1)
+        self.expand = PointwiseConv1d(attention_channels, channels)
 
     def attention_logits(self, h, mean, std):
         """Attention logits ``[B, E, T]`` before the softmax.
@@ -69,7 +70,8 @@ class ContextAttentiveStatsPooling(nn.Module):
         context = mean.squeeze(-1) @ weight[:, e : 2 * e].T
         context = context + std.squeeze(-1) @ weight[:, 2 * e :].T
         bias = self.reduce.bias + context  # [B, A]
-        a = F.conv1d(h, self.reduce.weight[:, :e]) + bias.unsqueeze(-1)
+        a = pointwise_conv1d(h, self.reduce.weight[:, :e], None)
+        a = a + bias.unsqueeze(-1)
         return self.expand(torch.tanh(self.bn(F.relu(a))))
 
     def forward(self, h, mask=None):

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.fast_conv import DilatedConv1d, PointwiseConv1d
 from speechbrain_ext.lobes.masking import apply_mask, masked_mean
 
 
@@ -84,18 +85,16 @@ class Bottle2neck(nn.Module):
         super().__init__()
         width = channels // scale
         self.width = width
-        self.conv1 = nn.Conv1d(channels, width * scale, 1)
+        self.conv1 = PointwiseConv1d(channels, width * scale)
         self.bn1 = nn.BatchNorm1d(width * scale)
-        pad = kernel_size // 2 * dilation
         self.convs = nn.ModuleList(
-            nn.Conv1d(width, width, kernel_size, dilation=dilation,
-                      padding=pad)
+            DilatedConv1d(width, width, kernel_size, dilation)
             for _ in range(scale - 1)
         )
         self.bns = nn.ModuleList(
             nn.BatchNorm1d(width) for _ in range(scale - 1)
         )
-        self.conv3 = nn.Conv1d(width * scale, channels, 1)
+        self.conv3 = PointwiseConv1d(width * scale, channels)
         self.bn3 = nn.BatchNorm1d(channels)
         self.afms = AFMS(channels)
 

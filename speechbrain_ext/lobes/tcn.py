@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.fast_conv import DepthwiseConv1d, PointwiseConv1d
 from speechbrain_ext.lobes.masking import apply_mask
 
 
@@ -113,21 +114,13 @@ class TemporalBlock(nn.Module):
 
     def __init__(self, channels, hidden, dilation):
         super().__init__()
-        self.expand = nn.Conv1d(channels, hidden, 1, bias=False)
+        self.expand = PointwiseConv1d(channels, hidden, bias=False)
         self.act1 = nn.PReLU()
         self.norm1 = GlobalLayerNorm(hidden)
-        self.depthwise = nn.Conv1d(
-            hidden,
-            hidden,
-            3,
-            padding=dilation,
-            dilation=dilation,
-            groups=hidden,
-            bias=False,
-        )
+        self.depthwise = DepthwiseConv1d(hidden, dilation)
         self.act2 = nn.PReLU()
         self.norm2 = GlobalLayerNorm(hidden)
-        self.project = nn.Conv1d(hidden, channels, 1, bias=False)
+        self.project = PointwiseConv1d(hidden, channels, bias=False)
 
     def forward(self, x, mask=None):
         """Runs the block.

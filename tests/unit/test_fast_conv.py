@@ -1,0 +1,176 @@
+"""The CPU inference paths of ``fast_conv`` equal the stock torch layers.
+
+Values are compared in float64 (so only the summation order can differ)
+for batch 1 (the per-utterance GEMM path) and larger batches (the batched
+GEMM path), with and without bias, on contiguous and strided inputs; with
+autograd on, values and gradients equal the stock layers exactly.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from speechbrain_ext.lobes.fast_conv import (
+    DepthwiseConv1d,
+    DilatedConv1d,
+    PairTransposedConv1d,
+    PointwiseConv1d,
+    pointwise_conv1d,
+)
+
+
+def _check_same(fast, stock_forward, x):
+    """The inference fast path gives the stock layer's output; with autograd
+    on, the layer is the stock layer (same values and gradients)."""
+    with torch.no_grad():
+        y_fast = fast(x)
+        y_stock = stock_forward(fast, x)
+    assert y_fast.shape == y_stock.shape
+    torch.testing.assert_close(y_fast, y_stock, rtol=1e-10, atol=1e-10)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), y_stock, rtol=1e-10, atol=1e-10)
+
+    x1 = x.clone().requires_grad_(True)
+    x2 = x.clone().requires_grad_(True)
+    y1, y2 = fast(x1), stock_forward(fast, x2)
+    torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+    grad_out = torch.randn_like(y1)
+    params = list(fast.parameters())
+    g1 = torch.autograd.grad(y1, [x1, *params], grad_out)
+    g2 = torch.autograd.grad(y2, [x2, *params], grad_out)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_equals_conv1d(batch, bias):
+    torch.manual_seed(0)
+    conv = PointwiseConv1d(5, 7, bias=bias).double()
+    x = torch.randn(batch, 5, 11, dtype=torch.float64)
+    _check_same(conv, nn.Conv1d.forward, x)
+
+
+def test_pointwise_on_strided_input():
+    """A channel slice of a bigger tensor (as Res2Net's split gives)."""
+    torch.manual_seed(1)
+    conv = PointwiseConv1d(4, 6).double()
+    for batch in (1, 2):
+        big = torch.randn(batch, 10, 9, dtype=torch.float64)
+        x = big[:, 3:7]
+        assert not x.is_contiguous() or batch == 1
+        with torch.no_grad():
+            torch.testing.assert_close(
+                conv(x), nn.Conv1d.forward(conv, x), rtol=1e-10, atol=1e-10
+            )
+
+
+def test_pointwise_function_accepts_2d_weight():
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 4, dtype=torch.float64)
+    w = torch.randn(5, 3, dtype=torch.float64)
+    ref = torch.nn.functional.conv1d(x, w.unsqueeze(-1))
+    with torch.no_grad():
+        torch.testing.assert_close(pointwise_conv1d(x, w), ref)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("dilation", [1, 2, 8])
+@pytest.mark.parametrize("frames", [1, 8, 30])
+def test_depthwise_equals_conv1d(batch, dilation, frames):
+    """Includes sequences no longer than the dilation (only the centre
+    tap sees data)."""
+    torch.manual_seed(3)
+    conv = DepthwiseConv1d(6, dilation).double()
+    x = torch.randn(batch, 6, frames, dtype=torch.float64)
+    _check_same(conv, nn.Conv1d.forward, x)
+
+
+def test_depthwise_with_bias():
+    torch.manual_seed(4)
+    conv = DepthwiseConv1d(3, 4, bias=True).double()
+    x = torch.randn(2, 3, 17, dtype=torch.float64)
+    _check_same(conv, nn.Conv1d.forward, x)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("kernel,dilation", [(3, 2), (5, 1), (3, 9)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_dilated_equals_conv1d(batch, kernel, dilation, bias):
+    """Includes a dilation so large that outer taps fall off both ends."""
+    torch.manual_seed(7)
+    conv = DilatedConv1d(4, 5, kernel, dilation, bias=bias).double()
+    x = torch.randn(batch, 4, 12, dtype=torch.float64)
+    _check_same(conv, nn.Conv1d.forward, x)
+
+
+def test_dilated_rejects_even_kernel():
+    with pytest.raises(ValueError, match="odd kernel_size"):
+        DilatedConv1d(2, 2, kernel_size=4)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_pair_transposed_equals_conv_transpose(batch):
+    torch.manual_seed(5)
+    conv = PairTransposedConv1d(5, 3).double()
+    x = torch.randn(batch, 5, 7, dtype=torch.float64)
+    _check_same(conv, nn.ConvTranspose1d.forward, x)
+
+
+def test_pair_transposed_without_bias():
+    torch.manual_seed(6)
+    conv = PairTransposedConv1d(4, 4).double()
+    conv.bias = None
+    x = torch.randn(2, 4, 5, dtype=torch.float64)
+    _check_same(conv, nn.ConvTranspose1d.forward, x)
+
+
+def test_state_dict_keys_and_shapes_match_stock_layers():
+    """Checkpoints move between the fast and the stock layers unchanged."""
+    pairs = [
+        (PointwiseConv1d(4, 6), nn.Conv1d(4, 6, 1)),
+        (
+            DepthwiseConv1d(4, 2),
+            nn.Conv1d(4, 4, 3, padding=2, dilation=2, groups=4, bias=False),
+        ),
+        (PairTransposedConv1d(4, 6), nn.ConvTranspose1d(4, 6, 2, stride=2)),
+        (DilatedConv1d(4, 6, 3, 2), nn.Conv1d(4, 6, 3, padding=2, dilation=2)),
+    ]
+    for fast, stock in pairs:
+        fast_shapes = {k: v.shape for k, v in fast.state_dict().items()}
+        stock_shapes = {k: v.shape for k, v in stock.state_dict().items()}
+        assert fast_shapes == stock_shapes
+        stock.load_state_dict(fast.state_dict(), strict=True)
+
+
+def test_only_cpu_inference_takes_the_fast_path(monkeypatch):
+    """Training (autograd records) and other devices run the stock kernels;
+    frozen weights on the CPU take the fast path even with autograd on.
+    Checked with the CPU GEMM helper made to fail."""
+    from speechbrain_ext.lobes import fast_conv
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("CPU fast path used")
+
+    monkeypatch.setattr(fast_conv, "_channel_matmul", refuse)
+    layers = [
+        PointwiseConv1d(4, 6),
+        PairTransposedConv1d(4, 6),
+        DilatedConv1d(4, 6, 3, 2),
+    ]
+    x = torch.randn(1, 4, 5)
+    for layer in layers:
+        with torch.no_grad(), pytest.raises(AssertionError, match="fast"):
+            layer(x)
+        layer(x)  # autograd on, trainable weights: stock path
+        layer(x.requires_grad_(True)).sum().backward()  # input needs grad
+        x.requires_grad_(False)
+        layer.requires_grad_(False)  # frozen, as EncoderClassifier does
+        with pytest.raises(AssertionError, match="fast"):
+            layer(x)
+    x = torch.empty(2, 4, 10, device="meta")
+    with torch.no_grad():
+        assert layers[0].to("meta")(x).shape == (2, 6, 10)
+        assert layers[1].to("meta")(x).shape == (2, 6, 20)
+        assert layers[2].to("meta")(x).shape == (2, 6, 10)
+        assert DepthwiseConv1d(4, 2).to("meta")(x).shape == (2, 4, 10)
