@@ -42,6 +42,12 @@ import torch
 import yaml
 from speechbrain.dataio.preprocess import AudioNormalizer
 
+from speechbrain_ext.atomic_files import (
+    atomic_replace,
+    atomic_write,
+    atomic_write_text,
+)
+
 #: The official MR-RawNet configuration (constructor defaults).
 OFFICIAL_MODEL_KWARGS = {
     "sinc_filters": 256,
@@ -397,22 +403,6 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 {label_hook}"""
 
 
-def _atomic_write(path, write):
-    """Writes a file through a temporary name, then renames it.
-
-    The temporary name is fixed (``<path>.tmp``): torch.save names its
-    archive after the file, so a fixed name makes re-exports of the same
-    weights byte-identical.
-    """
-    tmp = f"{path}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def state_digest(path):
     """SHA-256 of a checkpoint's tensors (names, dtypes, shapes, values).
 
@@ -510,8 +500,7 @@ def write_label_encoder(path, labels):
         raise ValueError(f"duplicate labels given for {path}")
     encoder = CategoricalEncoder()
     encoder.update_from_iterable(labels)
-    _atomic_write(path, encoder.save)
-    return path
+    return atomic_replace(path, encoder.save)
 
 
 def write_pretrained_folder(out_dir, model_kwargs, embedding_state,
@@ -577,17 +566,17 @@ def write_pretrained_folder(out_dir, model_kwargs, embedding_state,
     )
     os.makedirs(out_dir, exist_ok=True)
 
-    def saver(state):
-        return lambda tmp: torch.save(state, tmp)
+    def save_state(name, state):
+        # Saved through a file object, torch names the archive "archive",
+        # so re-exports of the same weights are byte-identical.
+        path = os.path.join(out_dir, name)
+        atomic_write(path, lambda f: torch.save(state, f), binary=True)
 
-    _atomic_write(
-        os.path.join(out_dir, "embedding_model.ckpt"),
-        saver({k: v.detach().cpu() for k, v in embedding_state.items()}),
+    save_state(
+        "embedding_model.ckpt",
+        {k: v.detach().cpu() for k, v in embedding_state.items()},
     )
-    _atomic_write(
-        os.path.join(out_dir, "classifier.ckpt"),
-        saver(classifier.state_dict()),
-    )
+    save_state("classifier.ckpt", classifier.state_dict())
     for name in ("label_encoder.txt", "label_encoder.ckpt"):
         path = os.path.join(out_dir, name)
         if labels is not None:
@@ -595,15 +584,10 @@ def write_pretrained_folder(out_dir, model_kwargs, embedding_state,
         elif os.path.exists(path):
             os.remove(path)
     text = hyperparams_yaml(model_kwargs, n_classes, labels is not None)
-    _atomic_write(
-        os.path.join(out_dir, "hyperparams.yaml"),
-        lambda tmp: open(tmp, "w").write(text),
-    )
-    _atomic_write(
+    atomic_write_text(os.path.join(out_dir, "hyperparams.yaml"), text)
+    atomic_write_text(
         os.path.join(out_dir, "README.md"),
-        lambda tmp: open(tmp, "w").write(
-            _model_card(model_kwargs, n_classes, labels is not None, card)
-        ),
+        _model_card(model_kwargs, n_classes, labels is not None, card),
     )
     return out_dir
 

@@ -41,6 +41,8 @@ import time
 import soundfile as sf
 from tqdm import tqdm
 
+from speechbrain_ext.atomic_files import atomic_write, atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
@@ -534,7 +536,7 @@ def write_text(path, text, atomic=True):
     text : str
         Contents.
     atomic : bool
-        Write to ``<path>.tmp-<pid>`` first, then rename over ``path``.
+        Write to a temporary file first, then rename over ``path``.
 
     Returns
     -------
@@ -548,15 +550,11 @@ def write_text(path, text, atomic=True):
     >>> open(p).read()
     'hi\\n'
     """
-    target = f"{path}.tmp-{os.getpid()}" if atomic else path
-    try:
-        with open(target, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if atomic:
-            os.replace(target, path)
-    finally:
-        if atomic and os.path.exists(target):
-            os.remove(target)
+    if atomic:
+        atomic_write_text(path, text)
+        return
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
 
 
 def write_csv(path, fields, rows, atomic=True):
@@ -587,20 +585,20 @@ def write_csv(path, fields, rows, atomic=True):
     """
     if not rows:
         raise PreparationError(f"Refusing to write an empty CSV: {path}")
-    target = f"{path}.tmp-{os.getpid()}" if atomic else path
-    try:
-        with open(target, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(fields)
-            for row in rows:
-                if isinstance(row, dict):
-                    row = [row[k] for k in fields]
-                writer.writerow(row)
-        if atomic:
-            os.replace(target, path)
-    finally:
-        if atomic and os.path.exists(target):
-            os.remove(target)
+
+    def write(f):
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(fields)
+        for row in rows:
+            writer.writerow(
+                [row[k] for k in fields] if isinstance(row, dict) else row
+            )
+
+    if atomic:
+        atomic_write(path, write)
+        return
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        write(f)
 
 
 def _as_list(value):

@@ -64,6 +64,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from speechbrain_ext.atomic_files import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
@@ -1242,10 +1244,9 @@ def generate_corpus(
         "speakers": speakers,
         "license_note": "speech synthesised with espeak-ng (GPL-3.0)",
     }
-    tmp = paths["manifest"] + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, paths["manifest"])
+    atomic_write_text(
+        paths["manifest"], json.dumps(manifest, indent=1, sort_keys=True)
+    )
     logger.info(
         "Synthetic corpus: %d utterances, %.0f s of audio in %.1f s",
         manifest["n_utterances"],

@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import re
-import tempfile
+import tempfile  # noqa: F401 (used by the doctests)
 import time
 import uuid
 
@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from speechbrain_ext.atomic_files import atomic_write
 from speechbrain_ext.scoring.trials import CONDITIONS, centre_crop
 
 __all__ = [
@@ -484,23 +485,6 @@ def cache_key(checkpoint, model_config, conditions, sample_rate=16000,
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _atomic_save(path, save):
-    """Calls ``save(file_object)`` on a temporary file, then renames it."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            save(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 class EmbeddingCache:
     """Embeddings on disk, in atomically written shards.
 
@@ -585,7 +569,7 @@ class EmbeddingCache:
         def save(f):
             f.write(json.dumps(manifest, indent=1, sort_keys=True).encode())
 
-        _atomic_save(path, save)
+        atomic_write(path, save, binary=True, fsync=True)
 
     def shards(self):
         """Shard files on disk, oldest first.
@@ -680,7 +664,9 @@ class EmbeddingCache:
             .reshape(len(rows), 2),
             "emb": np.stack([v for _, (_, v) in rows]),
         }
-        _atomic_save(path, lambda f: np.savez(f, **arrays))
+        atomic_write(
+            path, lambda f: np.savez(f, **arrays), binary=True, fsync=True
+        )
         return path
 
     def flush(self):

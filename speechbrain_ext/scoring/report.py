@@ -9,10 +9,11 @@ Authors
 
 import json
 import os
-import tempfile
+import tempfile  # noqa: F401 (used by the doctests)
 
 import numpy as np
 
+from speechbrain_ext.atomic_files import atomic_write_text
 from speechbrain_ext.scoring.metrics import compute_metrics
 from speechbrain_ext.scoring.plots import _new_figure, _save
 
@@ -23,21 +24,6 @@ __all__ = [
     "write_results",
     "write_scores",
 ]
-
-
-def _write_text(path, text):
-    """Writes UTF-8 text atomically, creating the parent folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def write_scores(path, enrol, test, labels, scores):
@@ -75,7 +61,7 @@ def write_scores(path, enrol, test, labels, scores):
         f"{e} {t} {int(lab)} {float(s):.8f}\n"
         for e, t, lab, s in zip(enrol, test, labels, scores, strict=True)
     ]
-    return _write_text(path, "".join(lines))
+    return atomic_write_text(path, "".join(lines))
 
 
 def metrics_row(list_name, condition, scoring, labels, scores,
@@ -210,9 +196,9 @@ def write_results(rows, folder, p_targets=(0.01, 0.05), meta=None):
     md += (
         "\nEER in percent; minDCF normalised, C_miss = C_fa = 1.\n"
     )
-    md_path = _write_text(os.path.join(folder, "results.md"), md)
+    md_path = atomic_write_text(os.path.join(folder, "results.md"), md)
     payload = {"meta": meta or {}, "rows": list(rows), "results": nested}
-    json_path = _write_text(
+    json_path = atomic_write_text(
         os.path.join(folder, "results.json"),
         json.dumps(payload, indent=1, default=_json_default) + "\n",
     )

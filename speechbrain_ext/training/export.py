@@ -28,6 +28,7 @@ import sys
 
 import torch
 
+from speechbrain_ext.atomic_files import atomic_write_text
 from speechbrain_ext.pretrained import write_pretrained_folder
 from speechbrain_ext.training.brain import SafeCheckpointer
 
@@ -57,13 +58,10 @@ def write_model_kwargs(save_folder, model_kwargs):
     >>> json.load(open(path))
     {'lin_neurons': 4}
     """
-    os.makedirs(save_folder, exist_ok=True)
-    path = os.path.join(save_folder, MODEL_KWARGS_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(dict(model_kwargs), f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(
+        os.path.join(save_folder, MODEL_KWARGS_FILE),
+        json.dumps(dict(model_kwargs), indent=1, sort_keys=True),
+    )
 
 
 def read_labels(label_encoder_file):
