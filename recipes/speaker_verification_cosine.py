@@ -72,13 +72,15 @@ def pick_device(requested):
     return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
-def read_inputs(hparams):
+def read_inputs(hparams, progress=True):
     """Reads trial lists and cohort and checks every audio file up front.
 
     Arguments
     ---------
     hparams : dict
         The loaded hyperparameters.
+    progress : bool
+        Show a progress bar while audio headers are checked.
 
     Returns
     -------
@@ -121,7 +123,7 @@ def read_inputs(hparams):
         lists, views.values(), cohort, cohort_view
     )
     stamps, lengths = verify.audio_lengths(
-        needs, rate, hparams["header_workers"]
+        needs, rate, hparams["header_workers"], progress
     )
     for loaded in lists:
         t = loaded.trials
@@ -280,7 +282,7 @@ def main(argv=None):
         overrides=overrides, save_env_desc=hparams["save_env_desc"],
     )
     folder = extract.resolve_pretrained_folder(hparams["pretrained_path"])
-    inputs = read_inputs(hparams)
+    inputs = read_inputs(hparams, progress=not run_opts["noprogressbar"])
     embeddings, meta = compute_embeddings(hparams, inputs, run_opts, folder)
     rows = score_lists(hparams, inputs, embeddings)
     report.write_results(

@@ -215,7 +215,8 @@ def _header_chunk(paths):
     return [_header(p) for p in paths]
 
 
-def read_audio_headers(paths, workers=8, desc="Reading audio headers"):
+def read_audio_headers(paths, workers=8, desc="Reading audio headers",
+                       progress=True):
     """Reads frames and sample rate from audio headers, in parallel.
 
     Only the header is read (``soundfile.SoundFile(path).frames``), never the
@@ -229,6 +230,8 @@ def read_audio_headers(paths, workers=8, desc="Reading audio headers"):
         Number of threads.
     desc : str
         Label of the tqdm progress bar.
+    progress : bool
+        Show the progress bar.
 
     Returns
     -------
@@ -254,7 +257,10 @@ def read_audio_headers(paths, workers=8, desc="Reading audio headers"):
         for i in range(0, len(paths), _HEADER_CHUNK)
     ]
     results = []
-    bar = tqdm(total=len(paths), desc=desc, unit="file", leave=False)
+    bar = tqdm(
+        total=len(paths), desc=desc, unit="file", leave=False,
+        disable=not progress,
+    )
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         for part in pool.map(_header_chunk, chunks):
             results.extend(part)

@@ -420,7 +420,7 @@ def embedding_needs(lists, crop_lengths, cohort=(), cohort_view=None):
     }
 
 
-def audio_lengths(needs, sample_rate=16000, workers=8):
+def audio_lengths(needs, sample_rate=16000, workers=8, progress=True):
     """Checks every needed file up front and returns its length.
 
     Missing files are reported all at once (count and first names), then
@@ -435,6 +435,8 @@ def audio_lengths(needs, sample_rate=16000, workers=8):
         Model rate; lengths are converted to it.
     workers : int
         Threads reading headers.
+    progress : bool
+        Show a progress bar while headers are read.
 
     Returns
     -------
@@ -465,7 +467,8 @@ def audio_lengths(needs, sample_rate=16000, workers=8):
     stamps = file_stamps(paths)
     try:
         headers = read_audio_headers(
-            paths, workers=workers, desc="Checking audio"
+            paths, workers=workers, desc="Checking audio",
+            progress=progress,
         )
     except PreparationError as err:
         raise AudioFileError(str(err)) from None

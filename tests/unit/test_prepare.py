@@ -358,3 +358,16 @@ def test_wav_paths_with_comma_survive_csv(tmp_path):
     out = P.prepare_voxceleb_train(str(tmp_path / "o"), [root], valid_ratio=0)
     _, rows = _read_csv(out["train"])
     assert os.path.isfile(rows[0]["wav"]) and "a,b" in rows[0]["wav"]
+
+
+def test_header_progress_bar_can_be_switched_off(tmp_path, capsys):
+    """``--noprogressbar`` reaches the header check (verification recipe)."""
+    from speechbrain_ext.scoring.verify import audio_lengths
+
+    wav = str(tmp_path / "a.wav")
+    sf.write(wav, np.zeros(8000), 16000)
+    audio_lengths({wav: [None]}, workers=1, progress=True)
+    assert "Checking audio" in capsys.readouterr().err
+    _, lengths = audio_lengths({wav: [None]}, workers=1, progress=False)
+    assert lengths[wav] == 8000
+    assert capsys.readouterr().err == ""
