@@ -57,6 +57,7 @@ Authors
 import collections
 import concurrent.futures
 import csv
+import logging
 import math
 import os
 
@@ -67,6 +68,8 @@ import torchaudio.functional as AF
 from torch import nn
 
 from speechbrain_ext.data.crops import DEFAULT_SHORT_LENGTHS, read_crop
+
+logger = logging.getLogger(__name__)
 
 #: The six official conditions, drawn uniformly per utterance.
 CONDITIONS = ("clean", "reverb", "music", "babble", "noise", "tv")
@@ -154,6 +157,27 @@ def read_audio_csv(csv_file, replacements=None):
     return paths
 
 
+class AugmentationFileError(RuntimeError):
+    """A noise or RIR file cannot be used (names the file and its CSV).
+
+    Arguments
+    ---------
+    path : str
+        The audio file.
+    message : str
+        What is wrong, with the file and CSV named.
+
+    Example
+    -------
+    >>> str(AugmentationFileError("a.wav", "cannot read a.wav"))
+    'cannot read a.wav'
+    """
+
+    def __init__(self, path, message):
+        super().__init__(message)
+        self.path = path
+
+
 class ClipBank:
     """Random audio clips from a CSV, read ahead in background threads.
 
@@ -167,6 +191,12 @@ class ClipBank:
     every clip are drawn in the calling thread, so the sequence of clips
     depends only on the seed, never on thread timing. After every
     :meth:`take` the bank keeps about twice the recent demand in flight.
+
+    A file that cannot be used (unreadable, empty, NaN/Inf samples, an
+    all-zero RIR) is named in a warning, left out from then on and
+    replaced by another file's clip; ``bad_files`` maps it to the reason.
+    When more than ``max_bad_fraction`` of the list is bad (or all of it),
+    :meth:`take` raises :class:`AugmentationFileError` naming the files.
 
     Arguments
     ---------
@@ -182,6 +212,9 @@ class ClipBank:
         ``$key`` placeholders in the CSV paths.
     max_samples : int or None
         Whole-file mode only: files are cut to this many samples.
+    max_bad_fraction : float
+        Share of the listed files that may turn out bad before the bank
+        gives up (0: stop at the first bad file).
 
     Example
     -------
@@ -201,11 +234,14 @@ class ClipBank:
         executor=None,
         replacements=None,
         max_samples=None,
+        max_bad_fraction=0.05,
     ):
         self.csv_file = csv_file
         self.paths = read_audio_csv(csv_file, replacements)
         self.clip_samples = None if clip_samples is None else int(clip_samples)
         self.max_samples = max_samples
+        self.max_bad_fraction = float(max_bad_fraction)
+        self.bad_files = {}
         self.rng = (
             rng
             if isinstance(rng, np.random.Generator)
@@ -227,32 +263,67 @@ class ClipBank:
         """Reads one clip (runs in a worker thread)."""
         try:
             if self.clip_samples is not None:
-                return read_crop(path, self.clip_samples, rng=seed)
-            audio, _ = sf.read(path, dtype="float32", always_2d=True)
-            audio = audio.mean(axis=1)
-            if self.max_samples is not None:
-                audio = audio[: self.max_samples]
+                audio = read_crop(path, self.clip_samples, rng=seed)
+            else:
+                audio, _ = sf.read(path, dtype="float32", always_2d=True)
+                audio = audio.mean(axis=1)
+                if self.max_samples is not None:
+                    audio = audio[: self.max_samples]
+                if audio.size and not np.any(audio):
+                    raise ValueError("all samples are zero")
             if audio.size == 0:
                 raise ValueError("empty file")
+            if not np.isfinite(audio).all():
+                raise ValueError("NaN or Inf samples")
             return audio
         except Exception as err:  # noqa: BLE001 - re-raised with the path
-            raise RuntimeError(
-                f"cannot read augmentation file {path} (listed in "
-                f"{self.csv_file}): {err}"
+            raise AugmentationFileError(
+                path,
+                f"cannot use augmentation file {path} (listed in "
+                f"{self.csv_file}): {err}",
             ) from err
 
     def _submit(self):
         """Draws the next clip and starts (or runs) its read."""
-        if not self._order:
-            self._order.extend(self.rng.permutation(len(self.paths)).tolist())
-        path = self.paths[self._order.popleft()]
+        while True:
+            if not self._order:
+                self._order.extend(
+                    self.rng.permutation(len(self.paths)).tolist()
+                )
+            path = self.paths[self._order.popleft()]
+            if path not in self.bad_files:
+                break
         seed = int(self.rng.integers(2**31))
+        future = concurrent.futures.Future()
         if self.executor is None:
-            future = concurrent.futures.Future()
-            future.set_result(self._read(path, seed))
+            try:
+                future.set_result(self._read(path, seed))
+            except AugmentationFileError as err:
+                future.set_exception(err)
         else:
             future = self.executor.submit(self._read, path, seed)
         self._pending.append(future)
+
+    def _drop(self, err):
+        """Leaves a bad file out, or gives up when too many are bad."""
+        if err.path in self.bad_files:
+            return
+        self.bad_files[err.path] = str(err)
+        n_bad, n_files = len(self.bad_files), len(self.paths)
+        if n_bad == n_files or n_bad > self.max_bad_fraction * n_files:
+            names = sorted(self.bad_files)
+            shown = ", ".join(names[:5]) + (" ..." if n_bad > 5 else "")
+            raise AugmentationFileError(
+                err.path,
+                f"{n_bad} of the {n_files} files in {self.csv_file} cannot "
+                f"be used (more than max_bad_fraction="
+                f"{self.max_bad_fraction}): {shown}. Last error: {err}. "
+                "Re-run the MUSAN/RIR preparation or fix the files.",
+            ) from err
+        logger.warning(
+            "%s; left out from now on (%d of %d files in %s bad)",
+            err, n_bad, n_files, self.csv_file,
+        )
 
     def take(self, n):
         """Returns the next ``n`` clips and reads ahead for later calls.
@@ -267,9 +338,14 @@ class ClipBank:
         list of numpy.ndarray
             Float32 mono clips.
         """
-        while len(self._pending) < n:
-            self._submit()
-        clips = [self._pending.popleft().result() for _ in range(n)]
+        clips = []
+        while len(clips) < n:
+            while len(self._pending) < n - len(clips):
+                self._submit()
+            try:
+                clips.append(self._pending.popleft().result())
+            except AugmentationFileError as err:
+                self._drop(err)
         self._demand = 0.8 * self._demand + 0.2 * n if self._demand else n
         if self.executor is not None:
             while len(self._pending) < math.ceil(2 * self._demand):
@@ -336,6 +412,9 @@ class OfficialAugmentation(nn.Module):
         Base seed (see :func:`make_generator`).
     replacements : dict or None
         ``$key`` placeholders in the CSV paths.
+    max_bad_fraction : float
+        Share of each noise/RIR list that may turn out unusable (skipped
+        with a warning) before training stops; see :class:`ClipBank`.
 
     Example
     -------
@@ -364,6 +443,7 @@ class OfficialAugmentation(nn.Module):
         threads=2,
         seed=None,
         replacements=None,
+        max_bad_fraction=0.05,
     ):
         super().__init__()
         conditions = list(conditions)
@@ -420,6 +500,7 @@ class OfficialAugmentation(nn.Module):
         self.threads = int(threads)
         self.seed = seed
         self.replacements = replacements
+        self.max_bad_fraction = float(max_bad_fraction)
         self.last_plan = []
         self._rng = None
         self._banks = None
@@ -450,6 +531,7 @@ class OfficialAugmentation(nn.Module):
                 executor=self._executor,
                 replacements=self.replacements,
                 max_samples=self.rir_max_samples if whole else None,
+                max_bad_fraction=self.max_bad_fraction,
             )
 
     def close(self):

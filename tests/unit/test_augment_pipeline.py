@@ -318,3 +318,75 @@ def test_clip_bank_tiles_and_reads_ahead(tmp_path):
         bank.take(0)
     assert clip.shape == (250,)
     np.testing.assert_allclose(clip[100:200], clip[:100])
+
+
+def _damage(path, how):
+    """Breaks one audio file in place."""
+    if how == "garbage":
+        path.write_bytes(b"not audio at all" * 10)
+    elif how == "nan":
+        audio, rate = sf.read(path, dtype="float32")
+        audio[::500] = np.nan  # inside every crop (only crops are read)
+        sf.write(path, audio, rate, subtype="FLOAT")
+    elif how == "missing":
+        path.unlink()
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_bad_noise_files_are_skipped_and_named(tmp_path, caplog, threads):
+    """Two bad files of 40: warned once each (naming the file and CSV),
+    never returned, every clip finite; the other files keep being used."""
+    import concurrent.futures
+
+    csv = _write_set(tmp_path / "noise", "noise", 40, 0.5, 0.1, seed=3)
+    bad = {
+        tmp_path / "noise" / "noise3.wav": "garbage",
+        tmp_path / "noise" / "noise17.wav": "nan",
+    }
+    for path, how in bad.items():
+        _damage(path, how)
+    pool = concurrent.futures.ThreadPoolExecutor(threads) if threads else None
+    bank = ClipBank(csv, clip_samples=4000, rng=0, executor=pool)
+    with caplog.at_level("WARNING"):
+        clips = bank.take(30) + bank.take(30) + bank.take(40)
+    if pool:
+        pool.shutdown()
+    assert len(clips) == 100
+    assert all(c.shape == (4000,) and np.isfinite(c).all() for c in clips)
+    assert sorted(bank.bad_files) == sorted(str(p) for p in bad)
+    for path in bad:
+        warnings = [r for r in caplog.records if str(path) in r.getMessage()]
+        assert len(warnings) == 1, warnings
+        assert csv in warnings[0].getMessage()
+    assert "NaN or Inf" in bank.bad_files[str(tmp_path / "noise/noise17.wav")]
+
+
+def test_too_many_bad_noise_files_stop_with_the_names(tmp_path):
+    csv = _write_set(tmp_path / "noise", "noise", 10, 0.5, 0.1, seed=4)
+    for i in (1, 5):
+        _damage(tmp_path / "noise" / f"noise{i}.wav", "missing")
+    bank = ClipBank(csv, clip_samples=4000, rng=0, max_bad_fraction=0.1)
+    with pytest.raises(RuntimeError, match="2 of the 10 files") as err:
+        for _ in range(20):
+            bank.take(5)
+    assert "noise1.wav" in str(err.value) and "noise5.wav" in str(err.value)
+    # max_bad_fraction=0 keeps the old behaviour: the first bad file stops.
+    strict = ClipBank(csv, clip_samples=4000, rng=0, max_bad_fraction=0)
+    with pytest.raises(RuntimeError, match="1 of the 10 files"):
+        for _ in range(20):
+            strict.take(5)
+
+
+def test_all_zero_rir_is_bad_and_replaced(tmp_path):
+    csv = _write_rirs(tmp_path / "rirs", [5, 9, 13])
+    sf.write(tmp_path / "rirs" / "rir9.wav", np.zeros(59, "float32"), RATE)
+    aug = OfficialAugmentation(
+        rir_csv=csv, conditions=["reverb"], threads=0, seed=0,
+        max_bad_fraction=0.5,
+    )
+    out, _ = aug(torch.randn(8, 1600), torch.ones(8))
+    assert torch.isfinite(out).all()
+    assert bool((out.abs().sum(dim=1) > 0).all())  # no row silenced
+    assert list(aug._banks["rir"].bad_files) == [
+        str(tmp_path / "rirs" / "rir9.wav")
+    ]
