@@ -34,10 +34,9 @@ Faults (see ``tests/integration/test_training_faults.py``):
 
   With ``--max-restarts=N`` torchrun stops every process when one fails
   and starts them all again, up to N times; save intra-epoch checkpoints
-  often enough (``--ckpt_interval_minutes``) that little is redone. On
-  several nodes, also set ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` in
-  the environment of every torchrun (see ``init_distributed`` in
-  ``speechbrain_ext/training/brain.py``).
+  often enough (``--ckpt_interval_minutes``) that little is redone. This
+  works on several nodes too, with no extra setting (see
+  ``init_distributed`` in ``speechbrain_ext/training/brain.py``).
 * Bad audio (unreadable, truncated, empty, wrong sample rate, NaN/Inf
   samples) found while training is skipped: a warning names the file,
   the item is replaced by another utterance of the same speaker, and the

@@ -58,6 +58,7 @@ import os
 import pickle
 import shutil
 import time
+import uuid
 
 import soundfile as sf
 import speechbrain as sb
@@ -174,12 +175,16 @@ def init_distributed(run_opts):
     The restarted processes meet in the agent's TCP store, which still
     holds the keys of the previous attempt (pytorch/pytorch#135712): a
     rank can read a dead peer's address and fail (gloo: "connectFullMesh
-    failed ... Connection refused"; NCCL: a stale unique id). On a
-    restart of a one-node run, the process group is therefore set up in
-    a namespace of the store named after the restart count. Several
-    nodes do not agree on that count; there, launch torchrun with
-    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a fresh store per attempt),
-    which this function then leaves to SpeechBrain.
+    failed ... Connection refused"; NCCL: a stale unique id). The restart
+    count cannot name a fresh namespace: on several nodes the agents do
+    not agree on it (the node whose worker died counts a restart, the
+    others may restart theirs as a membership change, which does not
+    count). So whenever torchrun shares its store (its default with the
+    c10d rendezvous), the process group is set up in a namespace that
+    rank 0 draws at random and hands to every rank of this attempt
+    (:func:`_fresh_namespace`). With
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (a fresh store per attempt)
+    this is left to SpeechBrain.
 
     Arguments
     ---------
@@ -198,22 +203,14 @@ def init_distributed(run_opts):
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
     shared = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     ddp = "RANK" in os.environ and "LOCAL_RANK" in os.environ
-    if not (ddp and shared and attempt > 0):
-        sb.utils.distributed.ddp_init_group(run_opts)
-        return
-    if int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1:
-        logger.warning(
-            "torchrun restarted this multi-node run with a shared TCP store; "
-            "if the process group fails to start, relaunch with "
-            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"
-        )
+    if not (ddp and shared):
         sb.utils.distributed.ddp_init_group(run_opts)
         return
     backend = run_opts["distributed_backend"]
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     timeout = datetime.timedelta(seconds=7200)  # as SpeechBrain
-    world = int(os.environ["WORLD_SIZE"])
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     store = torch.distributed.TCPStore(
         os.environ["MASTER_ADDR"],
         int(os.environ["MASTER_PORT"]),
@@ -221,15 +218,84 @@ def init_distributed(run_opts):
         is_master=False,
         timeout=timeout,
     )
-    store = torch.distributed.PrefixStore(f"mrrawnet_restart_{attempt}", store)
-    logger.warning(f"torchrun restart {attempt}: joining a fresh process group")
+    if attempt > 0:
+        logger.warning(
+            f"torchrun restart {attempt}: joining a fresh process group"
+        )
+    namespace = _fresh_namespace(store, rank, world, timeout)
     torch.distributed.init_process_group(
         backend=backend,
-        store=store,
-        rank=int(os.environ["RANK"]),
+        store=torch.distributed.PrefixStore(namespace, store),
+        rank=rank,
         world_size=world,
         timeout=timeout,
     )
+
+
+_NS = "mrrawnet_pg"
+
+
+def _fresh_namespace(store, rank, world, timeout, poll=0.05):
+    """A store prefix that only this attempt's ranks use, the same on all.
+
+    Every process of earlier attempts is gone when torchrun starts the
+    next one (the agents stop their workers before they meet again), but
+    the keys they wrote are not. Rank 0 draws a random token; every other
+    rank appends a random nonce to a list and waits for the answer that
+    rank 0 files under that nonce: since the nonce is new, so is the
+    answer. Rank 0 answers every nonce in the list (stale ones in vain)
+    until all other ranks have reported back under the new token.
+
+    Arguments
+    ---------
+    store : torch.distributed.Store
+        The store all ranks share (torchrun's agent store).
+    rank : int
+        Global rank of this process.
+    world : int
+        Number of processes.
+    timeout : datetime.timedelta
+        How long rank 0 waits for the others.
+    poll : float
+        Seconds between rank 0's looks at the store.
+
+    Returns
+    -------
+    str
+        The prefix, e.g. ``"mrrawnet_pg/3f2a.../"``.
+
+    Example
+    -------
+    >>> store = torch.distributed.HashStore()
+    >>> _fresh_namespace(store, 0, 1, datetime.timedelta(seconds=5))[:12]
+    'mrrawnet_pg/'
+    """
+    if rank != 0:
+        nonce = uuid.uuid4().hex
+        store.append(f"{_NS}/hello", f"{nonce},")
+        token = store.get(f"{_NS}/answer/{nonce}").decode()
+        store.delete_key(f"{_NS}/answer/{nonce}")
+        store.add(f"{_NS}/{token}/joined", 1)
+        return f"{_NS}/{token}/"
+    token = uuid.uuid4().hex
+    joined = f"{_NS}/{token}/joined"
+    answered = set()
+    deadline = time.monotonic() + timeout.total_seconds()
+    while store.add(joined, 0) < world - 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"only {store.add(joined, 0)} of the {world - 1} other "
+                f"ranks joined the process group within {timeout}"
+            )
+        if store.check([f"{_NS}/hello"]):
+            nonces = store.get(f"{_NS}/hello").decode().split(",")
+            for nonce in set(nonces[:-1]) - answered:
+                store.set(f"{_NS}/answer/{nonce}", token)
+                answered.add(nonce)
+        time.sleep(poll)
+    for nonce in answered:  # the stale ones' answers; the others are gone
+        store.delete_key(f"{_NS}/answer/{nonce}")
+    return f"{_NS}/{token}/"
 
 
 def run_on_main_and_share(func, *args, **kwargs):
