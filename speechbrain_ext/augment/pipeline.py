@@ -294,8 +294,8 @@ class ClipBank:
             if path not in self.bad_files:
                 break
         seed = int(self.rng.integers(2**31))
-        future = concurrent.futures.Future()
         if self.executor is None:
+            future = concurrent.futures.Future()
             try:
                 future.set_result(self._read(path, seed))
             except AugmentationFileError as err:
