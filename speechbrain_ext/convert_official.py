@@ -8,6 +8,9 @@ Usage::
 The official trainer saves the state dict of its wrapper: network keys carry
 the prefix ``__S__.`` and the AAM-softmax class weights are ``__L__.weight``.
 A plain network state dict, or one under a ``"model"`` key, is accepted too.
+The two resampling kernels of the official in-model speed perturbation
+(``AUGMENTATION_BUFFERS``), which the official trainer saves with the
+weights, are accepted with their exact shapes and dropped.
 The file is read with ``torch.load(weights_only=True)``: a checkpoint is
 untrusted input and must not run code. Every key is renamed to this
 package's module names by the table below, and loading is strict: a missing
@@ -64,6 +67,18 @@ _RULES = [
     (r"^fc6\.", "fc."),
     (r"^bn6\.", "emb_norm."),
 ]
+#: Buffers the official trainer saves that are not weights: the resampling
+#: kernels of the in-model speed perturbation (torchaudio's
+#: ``SpeedPerturbation`` at 0.9 and 1.1), with their exact shapes. They are
+#: constants of the training-time augmentation, so conversion drops them.
+AUGMENTATION_BUFFERS = {
+    "speed_perturbation.speed_perturbation.speeders.0.resampler.kernel": (
+        10, 1, 23,
+    ),
+    "speed_perturbation.speed_perturbation.speeders.1.resampler.kernel": (
+        10, 1, 25,
+    ),
+}
 _TCN = re.compile(r"^tcn_block(\d)\.(\d+)\.(\d+)\.net\.(.+)$")
 _TCN_PARTS = {
     "0.": "expand.",
@@ -176,15 +191,28 @@ def convert_state_dict(network, source="checkpoint"):
     Returns
     -------
     dict
-        The renamed state dict, float32.
+        The renamed state dict, float32. The speed-perturbation kernels of
+        ``AUGMENTATION_BUFFERS`` are dropped when their shapes are exactly
+        the official ones; with any other shape they are refused.
 
     Example
     -------
     >>> convert_state_dict({"bn6.bias": torch.zeros(2)})
     {'emb_norm.bias': tensor([0., 0.])}
+    >>> kernel = next(iter(AUGMENTATION_BUFFERS))
+    >>> convert_state_dict({kernel: torch.zeros(10, 1, 23)})
+    {}
     """
     renamed, unknown = {}, []
     for key, value in network.items():
+        if key in AUGMENTATION_BUFFERS:
+            expected = AUGMENTATION_BUFFERS[key]
+            if tuple(value.shape) != expected:
+                raise ValueError(
+                    f"{source}: {key} has shape {list(value.shape)}, the "
+                    f"official speed-perturbation kernel is {list(expected)}"
+                )
+            continue
         new = rename_official_key(key)
         if new is None:
             unknown.append(key)
@@ -291,6 +319,16 @@ def convert(checkpoint, out_dir, train_list=None):
         "The official release reports EER 0.83 % on VoxCeleb1-O "
         "(full-length utterances, cosine scoring)."
     )
+    dropped = [key for key in AUGMENTATION_BUFFERS if key in network]
+    if dropped:
+        card += (
+            "\n\nDropped on conversion: "
+            + ", ".join(f"`{key}`" for key in dropped)
+            + ". These are the resampling kernels of the official network's "
+            "in-model speed perturbation (training-time augmentation). They "
+            "are constants, not learned weights, and inference never uses "
+            "them."
+        )
     return write_pretrained_folder(
         out_dir, OFFICIAL_MODEL_KWARGS, weights, aam, labels, card
     )

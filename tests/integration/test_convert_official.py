@@ -1,6 +1,7 @@
 """Converting the official checkpoint: strictness, safety, inference API."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -112,3 +113,62 @@ def test_verify_files_resamples_and_mixes(converted, official_fixture,
         assert torch.nn.functional.cosine_similarity(
             emb, ref_emb, dim=0
         ) == pytest.approx(float(score), abs=1e-4)
+
+
+def test_official_trainer_layout_converts(tmp_path):
+    """A checkpoint saved as the official trainer saves it converts, and the
+    converted model computes the official network's embeddings."""
+    from tests.official_code import official_speakernet
+
+    torch.manual_seed(0)
+    official = official_speakernet(n_classes=11).eval()
+    state = official.state_dict()  # what SpeakerNet.saveParameters saves
+    kernels = [k for k in state if k.endswith("resampler.kernel")]
+    assert len(kernels) == 2 and all(k.startswith("__S__.") for k in kernels)
+    folder = convert(_save(state, tmp_path), str(tmp_path / "out"))
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert all(k[len("__S__."):] in card for k in kernels)
+    clf = torch.load(
+        tmp_path / "out" / "classifier.ckpt", weights_only=True
+    )
+    assert torch.equal(clf["weight"], state["__L__.weight"])
+
+    from speechbrain_ext.lobes.mr_rawnet import MRRawNet
+    from speechbrain_ext.pretrained import OFFICIAL_MODEL_KWARGS
+
+    ours = MRRawNet(**OFFICIAL_MODEL_KWARGS)
+    ours.load_state_dict(
+        torch.load(f"{folder}/embedding_model.ckpt", weights_only=True)
+    )
+    wav = torch.randn(1, 16000, dtype=torch.float64) * 0.1
+    with torch.no_grad():
+        ref = official.__S__.double()(wav)
+        got = ours.double().eval()(wav, None)[:, 0]
+    assert (got - ref).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize(
+    "key, shape",
+    [
+        ("__S__.speed_perturbation.speed_perturbation.speeders.2.resampler"
+         ".kernel", (10, 1, 23)),
+        ("__S__.speed_perturbation.speed_perturbation.speeders.0.resampler"
+         ".kernel", (10, 1, 25)),
+        ("__S__.speed_perturbation.speed_perturbation.speeders.0.resampler"
+         ".width", (1,)),
+    ],
+)
+def test_other_speed_perturbation_keys_are_refused(official_state, tmp_path,
+                                                   key, shape):
+    state = dict(official_state)
+    state[key] = torch.zeros(shape)
+    with pytest.raises(ValueError, match=re.escape(key[len("__S__."):])):
+        convert(_save(state, tmp_path), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_fixture_carries_the_augmentation_kernels(official_state):
+    from speechbrain_ext.convert_official import AUGMENTATION_BUFFERS
+
+    for key, shape in AUGMENTATION_BUFFERS.items():
+        assert tuple(official_state[f"__S__.{key}"].shape) == shape
