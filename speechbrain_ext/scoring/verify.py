@@ -179,7 +179,9 @@ def find_trial_file(path, data_folder):
         if os.path.isfile(candidate):
             return os.path.abspath(candidate)
     raise FileNotFoundError(
-        f"trial list {path!r} not found (tried {', '.join(tried)})"
+        f"trial list {path!r} not found (tried {', '.join(tried)}); the "
+        "VoxCeleb1 lists: `python -m speechbrain_ext.data.download "
+        "voxceleb1_trials <data_folder>/meta` downloads them"
     )
 
 

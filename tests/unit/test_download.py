@@ -472,3 +472,47 @@ def test_command_line_errors(capsys):
     )
     assert download.main(["--list"]) == 0
     assert "0c472d4fc0c5141eca47ad1ffeb2a7df" in capsys.readouterr().out
+
+
+def test_recipes_never_download_and_name_this_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    from speechbrain_ext.augment.prepare import (
+        resolve_musan_folder,
+        resolve_rirs_folder,
+    )
+    from speechbrain_ext.data.prepare import PreparationError, read_trial_list
+    from speechbrain_ext.scoring.verify import find_trial_file
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a recipe opened a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    spec = importlib.util.spec_from_file_location(
+        "train_recipe", ROOT / "recipes" / "train_speaker_embeddings.py"
+    )
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    with pytest.raises(ValueError, match=r"speechbrain_ext\.data\.download "
+                       r"musan rirs_noises <folder>"):
+        recipe.prepare_noise({"augment": True, "musan_folder": None,
+                              "rir_folder": None})
+    with pytest.raises(PreparationError, match=r"download musan "
+                       + str(tmp_path)):
+        resolve_musan_folder(str(tmp_path / "musan"))
+    (tmp_path / "RIRS_NOISES").mkdir()
+    with pytest.raises(PreparationError, match=r"download rirs_noises "
+                       + str(tmp_path)):
+        resolve_rirs_folder(str(tmp_path / "RIRS_NOISES"))
+    with pytest.raises(PreparationError, match="download voxceleb1_trials"):
+        read_trial_list(str(tmp_path / "veri_test2.txt"))
+    with pytest.raises(FileNotFoundError, match="download voxceleb1_trials"):
+        find_trial_file("veri_test2.txt", str(tmp_path))
+    # Only the download modules talk to the network.
+    talkers = sorted(
+        p.relative_to(ROOT).as_posix()
+        for folder in ("recipes", "speechbrain_ext")
+        for p in (ROOT / folder).rglob("*.py")
+        if "urllib" in p.read_text() or "http.client" in p.read_text()
+    )
+    assert talkers == ["speechbrain_ext/data/fetch.py"]
