@@ -275,9 +275,10 @@ def _fetch(remote, dataset, folder, base_url, timeout, retries, progress):
         except fetch.IncompleteDownload as err:
             raise DownloadError(f"{err}.") from None
     part = target + ".part"
+    layout = dataset.layout.replace("<dest>", os.path.dirname(folder))
     where = (
-        f"unpack it so that {dataset.layout} exists"
-        if dataset.top else f"put the file(s) in {dataset.layout}"
+        f"unpack it so that {layout} exists"
+        if dataset.top else f"put the file as {layout}"
     )
     raise DownloadError(
         f"could not download {remote.filename}; tried:\n"
@@ -398,7 +399,7 @@ def _existing(dataset, dest):
     return final
 
 
-def get(name, dest, base_url=None, timeout=15.0, retries=3,
+def get(name, dest, base_url=None, timeout=10.0, retries=3,
         keep_archive=False, progress=True):
     """Downloads, checks and unpacks one item of :data:`SOURCES`.
 
@@ -568,8 +569,8 @@ def main(argv=None):
                         help="print the table of sources and exit")
     parser.add_argument("--base_url", default=None,
                         help="fetch <base_url>/<file> (a local mirror)")
-    parser.add_argument("--timeout", type=float, default=15.0,
-                        help="seconds to wait for the server (default 15)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to wait for the server (default 10)")
     parser.add_argument("--retries", type=int, default=3,
                         help="resumed attempts after a cut (default 3)")
     parser.add_argument("--keep_archive", action="store_true",

@@ -144,7 +144,7 @@ def _start(response, offset):
     return False, 0, total
 
 
-def download(url, target, timeout=15.0, retries=3, progress=True,
+def download(url, target, timeout=10.0, retries=3, progress=True,
              expected_bytes=None):
     """Downloads ``url`` to ``target``, resuming a ``.part`` left before.
 
