@@ -21,14 +21,12 @@ import json
 import os
 import posixpath
 import shutil
-import signal
 import tarfile
 import zipfile
 
 from tqdm import tqdm
 
 __all__ = [
-    "ENV_KILL_IN_UNPACK",
     "MARKER",
     "UnpackError",
     "remove_stale",
@@ -37,10 +35,6 @@ __all__ = [
 
 #: Provenance file written into a finished folder (the last file written).
 MARKER = ".download.json"
-
-#: Fault injection for the tests: ``N`` makes the process SIGKILL itself
-#: after extracting N members.
-ENV_KILL_IN_UNPACK = "MRRAWNET_FAULT_KILL_IN_UNPACK"
 
 _WORK = ".{top}.unpacking-"
 
@@ -145,12 +139,6 @@ def _check_zip_member(archive, m):
         )
 
 
-def _kill_after():
-    """Members after which the fault hook kills the process, or None."""
-    value = os.environ.get(ENV_KILL_IN_UNPACK)
-    return int(value) if value else None
-
-
 def _members(archive, raw):
     """Yields ``(extract, member)`` for each member, read in one pass."""
     if archive.endswith(".zip"):
@@ -171,17 +159,14 @@ def _extract_all(archive, work, progress):
 
     The bar counts compressed bytes read, so it needs no first pass.
     """
-    kill_after = _kill_after()
     with open(archive, "rb") as raw, tqdm(
         total=os.path.getsize(archive), unit="B", unit_scale=True,
         unit_divisor=1024, desc=f"unpack {os.path.basename(archive)}",
         disable=not progress, leave=False,
     ) as bar:
-        for done, (extract, member) in enumerate(_members(archive, raw), 1):
+        for extract, member in _members(archive, raw):
             extract(member, work)
             bar.update(max(0, min(raw.tell(), bar.total) - bar.n))
-            if kill_after is not None and done >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
 
 
 def unpack(archive, dest, top, required=(), info=None, progress=True):
