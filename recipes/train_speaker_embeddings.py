@@ -170,8 +170,10 @@ def prepare_noise(hparams):
         raise ValueError(
             "augmentation needs "
             + " and ".join(f"--{k}" for k in missing)
-            + " (local MUSAN / RIRS_NOISES folders; nothing is downloaded),"
-            " or switch it off with --augment=False"
+            + " (local MUSAN / RIRS_NOISES folders; the recipe downloads "
+            "nothing: `python -m speechbrain_ext.data.download musan "
+            "rirs_noises <folder>` fetches both and prints the options), or "
+            "switch it off with --augment=False"
         )
     return run_on_main_and_share(
         prepare_augmentation,

@@ -38,6 +38,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from speechbrain_ext.data.download import download_hint
 from speechbrain_ext.data.prepare import (
     PREP_VERSION,
     SAMPLE_RATE,
@@ -148,7 +149,8 @@ def resolve_musan_folder(musan_folder, categories=MUSAN_CATEGORIES):
     folder = os.path.abspath(musan_folder)
     if not os.path.isdir(folder):
         raise PreparationError(
-            f"MUSAN folder {folder} does not exist (expected {MUSAN_LAYOUT})"
+            f"MUSAN folder {folder} does not exist (expected {MUSAN_LAYOUT}; "
+            f"{download_hint('musan', os.path.dirname(folder))})"
         )
     for root in (folder, os.path.join(folder, "musan")):
         if all(os.path.isdir(os.path.join(root, c)) for c in categories):
@@ -160,7 +162,7 @@ def resolve_musan_folder(musan_folder, categories=MUSAN_CATEGORIES):
     ]
     raise PreparationError(
         f"MUSAN category folder(s) missing: {_listing(missing)} (expected "
-        f"{MUSAN_LAYOUT})"
+        f"{MUSAN_LAYOUT}; {download_hint('musan', os.path.dirname(folder))})"
     )
 
 
@@ -393,7 +395,8 @@ def resolve_rirs_folder(rirs_folder):
     if not os.path.isdir(folder):
         raise PreparationError(
             f"RIRS_NOISES folder {folder} does not exist (expected "
-            f"{RIRS_LAYOUT})"
+            f"{RIRS_LAYOUT}; "
+            f"{download_hint('rirs_noises', os.path.dirname(folder))})"
         )
     for cand in (
         os.path.join(folder, "simulated_rirs"),
@@ -404,7 +407,8 @@ def resolve_rirs_folder(rirs_folder):
     if os.path.basename(folder) == "simulated_rirs":
         return folder
     raise PreparationError(
-        f"No simulated_rirs folder in {folder} (expected {RIRS_LAYOUT})"
+        f"No simulated_rirs folder in {folder} (expected {RIRS_LAYOUT}; "
+        f"{download_hint('rirs_noises', os.path.dirname(folder))})"
     )
 
 

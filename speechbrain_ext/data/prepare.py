@@ -51,6 +51,10 @@ TRIAL_FIELDS = ["ID", "duration", "wav"]
 PREP_VERSION = 1
 MAX_LISTED = 5
 _HEADER_CHUNK = 256
+_TRIALS_HINT = (
+    "the VoxCeleb1 lists: `python -m speechbrain_ext.data.download "
+    "voxceleb1_trials <folder>` downloads them"
+)
 
 
 class PreparationError(RuntimeError):
@@ -311,7 +315,9 @@ def read_trial_list(trial_file):
     [(1, 'id1/a/1.wav', 'id1/b/2.wav')]
     """
     if not os.path.isfile(trial_file):
-        raise PreparationError(f"Trial list {trial_file} does not exist")
+        raise PreparationError(
+            f"Trial list {trial_file} does not exist ({_TRIALS_HINT})"
+        )
     trials = []
     with open(trial_file, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -784,7 +790,9 @@ def prepare_voxceleb_train(
     trial_fps = []
     for t in trial_lists:
         if not os.path.isfile(t):
-            raise PreparationError(f"Trial list {t} does not exist")
+            raise PreparationError(
+                f"Trial list {t} does not exist ({_TRIALS_HINT})"
+            )
         trial_fps.append({"path": os.path.abspath(t), "sha1": file_digest(t)})
     fingerprint = {
         "version": PREP_VERSION,

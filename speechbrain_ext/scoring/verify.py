@@ -37,9 +37,15 @@ from speechbrain_ext.scoring.trials import (
     read_trials,
     resolve_path,
 )
+from speechbrain_ext.scoring.voices import (
+    default_voices_audio_folder,
+    looks_like_voices,
+    read_voices_trials,
+)
 
 __all__ = [
     "CohortNormaliser",
+    "FORMATS",
     "LoadedList",
     "TrialSpec",
     "audio_lengths",
@@ -56,6 +62,10 @@ __all__ = [
 #: Shortest utterance MR-RawNet embeds at full length (20 ms at 16 kHz).
 MIN_SAMPLES = 320
 
+#: Trial-list formats: VoxCeleb's ``label enrol test`` and VOiCES's
+#: published trial keys + enrolment list (``auto`` tells them apart).
+FORMATS = ("auto", "voxceleb", "voices")
+
 
 @dataclass(frozen=True)
 class TrialSpec:
@@ -69,6 +79,10 @@ class TrialSpec:
         The trial list file.
     audio_folder : str
         Folder the list's audio paths are relative to.
+    format : str
+        ``voxceleb`` (``label enrol test``) or ``voices`` (trial keys).
+    enrol_list : str or None
+        VOiCES enrolment list (None: the one beside the keys).
 
     Example
     -------
@@ -79,6 +93,8 @@ class TrialSpec:
     name: str
     path: str
     audio_folder: str
+    format: str = "voxceleb"
+    enrol_list: str = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +195,9 @@ def find_trial_file(path, data_folder):
         if os.path.isfile(candidate):
             return os.path.abspath(candidate)
     raise FileNotFoundError(
-        f"trial list {path!r} not found (tried {', '.join(tried)})"
+        f"trial list {path!r} not found (tried {', '.join(tried)}); the "
+        "VoxCeleb1 lists: `python -m speechbrain_ext.data.download "
+        "voxceleb1_trials <data_folder>/meta` downloads them"
     )
 
 
@@ -187,8 +205,12 @@ def trial_specs(items, data_folder, audio_folder=None):
     """Normalises the ``trial_lists`` hyperparameter.
 
     Each item is a path, or a mapping with ``path`` and optionally
-    ``name`` (default: the file name without extension) and
-    ``audio_folder`` (default: ``audio_folder``).
+    ``name`` (default: the file name without extension),
+    ``audio_folder`` (default: ``audio_folder``), ``format`` (``auto``,
+    the default, ``voxceleb`` or ``voices``) and, for VOiCES,
+    ``enrol_list`` (default: ``dev-enroll.lst`` beside ``dev-trial-keys
+    .lst``). A VOiCES list's audio folder defaults to the folder above its
+    lists folder (``Speaker_Recognition/`` in the published layout).
 
     Arguments
     ---------
@@ -224,13 +246,32 @@ def trial_specs(items, data_folder, audio_folder=None):
     for item in items:
         if not isinstance(item, dict):
             item = {"path": item}
-        unknown = set(item) - {"path", "name", "audio_folder"}
+        unknown = set(item) - {
+            "path", "name", "audio_folder", "format", "enrol_list"
+        }
         if "path" not in item or unknown:
             raise ValueError(
                 "a trial_lists entry is a path or a mapping with 'path' and "
-                f"optional 'name' and 'audio_folder'; got {item!r}"
+                "optional 'name', 'audio_folder', 'format' and "
+                f"'enrol_list'; got {item!r}"
             )
         path = find_trial_file(item["path"], data_folder)
+        fmt = item.get("format") or "auto"
+        if fmt not in FORMATS:
+            raise ValueError(
+                f"trial list {path}: format must be one of {FORMATS}, got "
+                f"{fmt!r}"
+            )
+        if fmt == "auto":
+            fmt = "voices" if looks_like_voices(path) else "voxceleb"
+        enrol_list = item.get("enrol_list")
+        if enrol_list is not None:
+            if fmt != "voices":
+                raise ValueError(
+                    f"trial list {path}: 'enrol_list' is only for VOiCES "
+                    "trial keys (format: voices)"
+                )
+            enrol_list = find_trial_file(enrol_list, os.path.dirname(path))
         name = str(
             item.get("name")
             or os.path.splitext(os.path.basename(path))[0]
@@ -245,8 +286,13 @@ def trial_specs(items, data_folder, audio_folder=None):
                 f"two trial lists are named {name!r}; give them names"
             )
         names.add(name)
-        root = item.get("audio_folder") or audio_folder
-        specs.append(TrialSpec(name, path, os.path.abspath(root)))
+        root = item.get("audio_folder") or (
+            default_voices_audio_folder(path) if fmt == "voices"
+            else audio_folder
+        )
+        specs.append(
+            TrialSpec(name, path, os.path.abspath(root), fmt, enrol_list)
+        )
     return specs
 
 
@@ -268,7 +314,8 @@ def load_trial_lists(specs, allow_outside=False):
     Raises
     ------
     TrialListError
-        Malformed line (file:line), empty list or one-class list.
+        Malformed line (file:line), empty list or one-class list; for
+        VOiCES also a model missing from the enrolment list.
     ValueError
         A path escapes its audio folder (file:line).
 
@@ -284,7 +331,10 @@ def load_trial_lists(specs, allow_outside=False):
     """
     loaded = []
     for spec in specs:
-        trials = read_trials(spec.path)
+        if spec.format == "voices":
+            trials = read_voices_trials(spec.path, spec.enrol_list)
+        else:
+            trials = read_trials(spec.path)
         enrol, test = trials.resolve(spec.audio_folder, allow_outside)
         loaded.append(LoadedList(spec, trials, enrol, test))
     return loaded

@@ -365,6 +365,83 @@ def test_recipe_reports_missing_files(corpus, model_folder, tmp_path):
     assert "id00000/s/0.wav" in output and "and 4 more" in output
 
 
+def _voices_folder(corpus, root):
+    """A VOiCES-shaped copy of the test speakers' audio, with its lists.
+
+    ``Development_Data/Speaker_Recognition/sid_dev/sp<N>/Lab41-SRI-VOiCES-
+    ...wav``, and in ``sid_dev_lists_and_keys/`` the published formats:
+    ``dev-enroll.lst`` (model id, audio path) and ``dev-trial-keys.lst``
+    (model id, test path, tgt/imp). Returns the key file and the trials as
+    ``(label, enrol path, test path)`` relative to ``Speaker_Recognition``.
+    """
+    src = pathlib.Path(corpus["paths"]["root"]) / "wav"
+    sr = root / "VOiCES" / "Development_Data" / "Speaker_Recognition"
+    models, tests = {}, []
+    for k, spk in enumerate(corpus["test_speakers"]):
+        sp = f"sp{83 + 1000 * k:04d}"
+        for i, wav in enumerate(sorted((src / spk).rglob("*.wav"))):
+            name = (f"Lab41-SRI-VOiCES-rm1-none-{sp}-ch{3054 + k:06d}-"
+                    f"sg{i:04d}-mc{i + 1:02d}-stu-clo-dg090")
+            rel = f"sid_dev/{sp}/{name}.wav"
+            (sr / rel).parent.mkdir(parents=True, exist_ok=True)
+            (sr / rel).write_bytes(wav.read_bytes())
+            if i == 0:
+                models[name] = (sp, rel)
+            else:
+                tests.append((sp, rel))
+    lists = sr / "sid_dev_lists_and_keys"
+    lists.mkdir()
+    (lists / "dev-enroll.lst").write_text(
+        "".join(f"{m} {rel}\n" for m, (_, rel) in models.items())
+    )
+    (lists / "dev-test.lst").write_text("".join(f"{t}\n" for _, t in tests))
+    keys, expected = [], []
+    for model, (sp, enrol) in models.items():
+        for test_sp, test in tests:
+            same = test_sp == sp
+            keys.append(f"{model} {test} {'tgt' if same else 'imp'}\n")
+            expected.append((int(same), enrol, test))
+    (lists / "dev-trial-keys.lst").write_text("".join(keys))
+    return lists / "dev-trial-keys.lst", expected
+
+
+def test_recipe_scores_voxceleb_and_published_voices_lists(corpus, tmp_path,
+                                                           model_folder):
+    keys, expected = _voices_folder(corpus, tmp_path)
+    speaker_recognition = keys.parents[1]
+    # The same trials as a 'label enrol test' list: scores must agree.
+    same = tmp_path / "voices_as_voxceleb.txt"
+    same.write_text("".join(f"{lab} {e} {t}\n" for lab, e, t in expected))
+    out = tmp_path / "out"
+    lists_arg = (
+        f"--trial_lists=[{{name: vox1_o, path: veri_test.txt}}, "
+        f"{{name: voices_dev, path: {keys}}}, "
+        f"{{name: converted, path: {same}, "
+        f"audio_folder: {speaker_recognition}}}]"
+    )
+    cmd = _recipe_cmd(corpus, model_folder, out, lists_arg,
+                      "--conditions=[full, 2.04s]")
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())["results"]
+    n_vox = len((pathlib.Path(corpus["paths"]["root"]) / "veri_test.txt")
+                .read_text().split("\n")) - 1
+    assert results["vox1_o"]["full"]["cosine"]["n_trials"] == n_vox
+    assert results["voices_dev"]["full"]["cosine"]["n_trials"] == len(
+        expected
+    )
+    assert "| voices_dev | 2.04s | cosine |" in proc.stdout
+    for cond in ("full", "2.04s"):
+        voices = (out / "scores" / "voices_dev" / f"{cond}.txt").read_text()
+        converted = (out / "scores" / "converted" / f"{cond}.txt").read_text()
+        rows = [r.split() for r in voices.splitlines()]
+        assert [(int(lab), e, t) for e, t, lab, _ in rows] == expected
+        assert voices == converted
+        assert results["voices_dev"][cond] == results["converted"][cond]
+
+
 # Bad input, through the recipe's own input stage.
 
 
