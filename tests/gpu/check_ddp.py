@@ -50,7 +50,30 @@ KILL_AFTER_STEP = 3
 
 
 def recipe_args(corpus, out, device, smoke):
-    """The recipe's command-line arguments for this check."""
+    """The recipe's command-line arguments for this check.
+
+    Arguments
+    ---------
+    corpus : str
+        Corpus root (``--data_folder``).
+    out : pathlib.Path
+        Output folder.
+    device : str
+        ``cuda`` (the recipe picks ``cuda:<LOCAL_RANK>``) or ``cpu``.
+    smoke : bool
+        The tiny model.
+
+    Returns
+    -------
+    list of str
+        Arguments after the recipe's path.
+
+    Example
+    -------
+    >>> args = recipe_args("c", "o", "cuda", False)
+    >>> args[1], "--augment=False" in args, any("device" in a for a in args)
+    ('--data_folder=c', True, False)
+    """
     args = [
         str(HPARAMS),
         f"--data_folder={corpus}",

@@ -24,6 +24,7 @@ Authors
 """
 
 import gzip
+import pathlib  # noqa: F401 - used in the example
 import shutil
 
 import numpy as np
@@ -50,6 +51,13 @@ def fixture_files(shared, work):
         Official-format checkpoint.
     cases : pathlib.Path
         ``parity_cases.npz``.
+
+    Example
+    -------
+    >>> fixture_files(None, pathlib.Path("/tmp"))
+    Traceback (most recent call last):
+    ...
+    common.SkipItem: no shared folder found (give --shared DIR or set ...)
     """
     hint = "give --shared DIR or set MR_RAWNET_SHARED to the shared folder"
     if shared is None:

@@ -22,8 +22,9 @@ torch's peak allocation during the timed steps.
 Extraction: the verification recipe's path (``BatchedEmbedder`` with the
 recipe's batch limits, ``extract_embeddings`` reading wav files in
 threads, an empty cache) on VoxCeleb-like durations, full length plus the
-three short test crops; the real-time factor is seconds of audio embedded
-(all views) per second of wall time, fp32 and bf16.
+three short test crops, cuDNN autotuning off as in that recipe; the
+real-time factor is seconds of audio embedded (all views) per second of
+wall time, fp32 and bf16.
 
 Authors
  * MR-RawNet recipe contributors
@@ -42,7 +43,24 @@ N_CLASSES = 7205
 
 
 def sizes(smoke):
-    """Batch, seconds, steps and extraction sizes."""
+    """Batch, seconds, steps and extraction sizes.
+
+    Arguments
+    ---------
+    smoke : bool
+        Tiny sizes.
+
+    Returns
+    -------
+    dict
+        The sizes.
+
+    Example
+    -------
+    >>> sz = sizes(False)
+    >>> sz["batch"], sz["seconds"], sz["classes"]
+    (40, 3.0, 7205)
+    """
     if smoke:
         return {"batch": 2, "seconds": 0.64, "warmup": 1, "steps": 1,
                 "classes": 16, "utts": 4, "min_s": 1.0, "max_s": 2.0}
@@ -259,6 +277,9 @@ def extraction_rtf(ctx, rep, sz):
     rep.figure("extraction_audio_s", audio / RATE)
     torch.manual_seed(0)
     model = MRRawNet(**model_kwargs(ctx.smoke))
+    # The verification recipe leaves cuDNN autotuning off (every padded
+    # batch has its own length).
+    torch.backends.cudnn.benchmark = False
     for precision in ("fp32", "bf16"):
         with rep.guard(f"extraction {precision}"):
             # The recipe's limits (hparams/verification_mr_rawnet.yaml).

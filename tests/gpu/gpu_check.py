@@ -427,6 +427,9 @@ def summary_text(env, results, seconds, out):
             lines.append(f"    FAIL {check['name']}: {check['detail']}"[:158])
         for line in headline(name, result.get("figures", {})):
             lines.append(f"    {line}")
+        skips = [n for n in result.get("notes", []) if "skipped" in n]
+        for note in skips[:2]:
+            lines.append(f"    {note}"[:158])
     lines.append(f"5 summary: {seconds:.0f} s in all; {out}/gpu_check.json")
     lines.append("=" * 78)
     return "\n".join(lines)

@@ -136,7 +136,23 @@ def download_wheels(folder):
 
 
 def size_mib(path):
-    """Total size of the files under ``path``, in MiB."""
+    """Total size of the files under ``path``, in MiB.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A folder.
+
+    Returns
+    -------
+    float
+        MiB.
+
+    Example
+    -------
+    >>> size_mib(HERE) < 1
+    True
+    """
     return sum(
         p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file()
     ) / 2**20

@@ -15,6 +15,8 @@ prove that the script is not broken before a GPU window is spent on it:
   ``tests/integration/test_training_faults.py``.
 """
 
+import doctest
+import importlib
 import json
 import os
 import subprocess
@@ -117,6 +119,18 @@ def test_summary_names_every_item_and_its_failures():
     assert "    FAIL b: why" in lines
     assert "    demo: loss fp32 2.50->0.12 (- ms)" in lines
     assert len(lines) == 8
+
+
+@pytest.mark.parametrize("module", [
+    "common", "tone_corpus", "gpu_check", "check_parity", "check_training",
+    "check_ddp", "check_throughput", "pack_for_device",
+])
+def test_doctests_of_the_check_modules(module):
+    # tests/gpu is not among the suite's doctest paths: run them here.
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=flags)
+    assert result.failed == 0 and result.attempted > 0
 
 
 def smoke_run(tmp_path, items):
