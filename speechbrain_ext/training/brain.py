@@ -1379,6 +1379,14 @@ class SpeakerBrain(sb.core.Brain):
                 continue
             if use_sync:
                 module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+            synced = sum(
+                isinstance(m, torch.nn.SyncBatchNorm) for m in module.modules()
+            )
+            logger.info(
+                f"DDP: {name} on {torch.distributed.get_backend()}, "
+                f"{torch.distributed.get_world_size()} process(es), "
+                f"{synced} SyncBatchNorm layer(s)"
+            )
             module = torch.nn.parallel.DistributedDataParallel(
                 module,
                 device_ids=[self.device] if on_cuda else None,
