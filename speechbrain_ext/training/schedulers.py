@@ -13,8 +13,9 @@ uses ``floor(len(train_list) / (batch_size * n_gpus))``
 although a real epoch is shorter (at most 500 utterances per speaker, and
 utterances whose speaker is already in the batch are dropped): the LR
 cycle of 60 scheduler epochs lasts somewhat more than 60 real epochs.
-With ``T`` the cycle length and ``W`` the warm-up length, both in iterations, the lr at
-position ``t = step mod T`` of cycle ``c = step // T`` is::
+With ``T`` the cycle length and ``W`` the warm-up length, both in
+iterations, the lr at position ``t = step mod T`` of cycle
+``c = step // T`` is::
 
     peak = lr_max * gamma ** c
     t < W:  lr = lr_min + (peak - lr_min) * t / W
