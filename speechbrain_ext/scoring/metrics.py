@@ -478,9 +478,24 @@ def _official_min_dcf_sorted(sorted_labels, p_target, c_miss, c_fa):
 
 
 def _official_order(labels, scores):
-    """The official sort (stable by score) of validated trials."""
-    order = np.argsort(scores, kind="stable")
-    return scores[order], labels[order]
+    """The official sort (stable by score) of validated trials.
+
+    A fast unstable sort, then the runs of tied scores are put back in
+    trial order (ties are few with real scores): the same order as a
+    stable sort, at about a third of its cost.
+    """
+    order = np.argsort(scores)
+    sorted_scores = scores[order]
+    tied = np.flatnonzero(sorted_scores[1:] == sorted_scores[:-1])
+    if tied.size:
+        members = np.unique(np.r_[tied, tied + 1])
+        # run id: the position of the run's first element
+        starts = np.r_[True, sorted_scores[members[1:]]
+                       != sorted_scores[members[:-1]]]
+        starts |= np.r_[True, np.diff(members) > 1]
+        run = np.maximum.accumulate(np.where(starts, members, 0))
+        order[members] = order[members][np.lexsort((order[members], run))]
+    return sorted_scores, labels[order]
 
 
 def compute_official_min_dcf(labels, scores, p_target=0.05, c_miss=1.0,
