@@ -578,7 +578,11 @@ def lr_steps_per_epoch(hparams, n_utterances, sampler, world_size):
 
 
 def log_protocol(hparams, lines):
-    """Writes ``protocol:`` lines at the top of this run's train log.
+    """Writes ``protocol:`` lines to this run's train log.
+
+    A resumed (or already finished) run whose protocol is the same as the
+    one already in the log adds nothing; a changed one (e.g. another
+    number of processes) is appended.
 
     Arguments
     ---------
@@ -593,10 +597,16 @@ def log_protocol(hparams, lines):
     """
     for line in lines:
         logger.info(line)
-    if if_main_process():
-        with open(hparams["train_log"], "a", encoding="utf-8") as f:
-            for line in lines:
-                f.write(f"protocol: {line}\n")
+    if not if_main_process():
+        return
+    block = "".join(f"protocol: {line}\n" for line in lines)
+    path = hparams["train_log"]
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            if block in f.read():
+                return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(block)
 
 
 def main(argv=None):
