@@ -54,12 +54,17 @@ Faults (see ``tests/integration/test_training_faults.py``):
   with ``torch.load(weights_only=True)``: a file that is not plain
   weights is refused, never unpickled.
 
-Steps: prepare the CSVs (rank 0; cached), the noise/RIR CSVs, the label
-encoder (sorted speakers: class i is the i-th speaker), the data loaders
-(speaker-balanced batches, 3 s random crops; 3 s centre crops for
-validation), the training pipeline (variable crops, augmentation, speed
-perturbation); train; export the best checkpoint to
-``<output_folder>/pretrained``, loadable with
+Steps: find the trial lists whose speakers are left out (a missing one is
+an error), prepare the CSVs (rank 0; cached), the noise/RIR CSVs, the
+label encoder (sorted speakers: class i is the i-th speaker; a count other
+than ``out_n_neurons`` is an error unless ``n_neurons_from_data``), the
+data loaders (speaker-balanced batches, one random crop per utterance of
+its own length; centre crops for the optional held-out validation), the
+LR schedule (official steps per scheduler epoch), the training pipeline
+(augmentation, tiling back, speed perturbation); write what the run
+trains on to ``train_log.txt`` (``protocol:`` lines); train; export the
+checkpoint that ``export_checkpoint`` names (the official yaml: the last)
+to ``<output_folder>/pretrained``, loadable with
 ``speechbrain.inference.speaker.EncoderClassifier``.
 
 Authors
@@ -76,6 +81,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataloader import SaveableDataLoader
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
+from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 try:
@@ -88,6 +94,7 @@ from speechbrain_ext.augment.pipeline import (  # noqa: E402
     TrainingPipeline,
 )
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
+from speechbrain_ext.data.crops import TrainingCrops  # noqa: E402
 from speechbrain_ext.data.prepare import prepare_voxceleb_train  # noqa: E402
 from speechbrain_ext.data.safe_audio import (  # noqa: E402
     FaultTolerantCollate,
@@ -97,6 +104,10 @@ from speechbrain_ext.data.safe_audio import (  # noqa: E402
 )
 from speechbrain_ext.data.samplers import (  # noqa: E402
     SpeakerBalancedBatchSampler,
+)
+from speechbrain_ext.data.trial_lists import (  # noqa: E402
+    as_list,
+    find_trial_lists,
 )
 from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
 from speechbrain_ext.training.brain import (  # noqa: E402
@@ -112,26 +123,75 @@ from speechbrain_ext.training.export import (  # noqa: E402
     read_labels,
     write_model_kwargs,
 )
+from speechbrain_ext.training.schedulers import (  # noqa: E402
+    official_steps_per_epoch,
+)
 
 logger = get_logger(__name__)
 
 
-def prepare_data(hparams):
+def resolve_trial_lists(hparams):
+    """Finds the trial lists to leave out, and the monitoring list.
+
+    Every list of ``trial_lists`` must exist (a path, or a name found in a
+    data folder or its ``meta`` sub-folder): their speakers are never
+    trained on. ``eer_trials: trial_lists`` monitors the first of them,
+    with its audio from the data folder that holds it; an explicit
+    ``eer_trials`` path is left out of training as well.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters; ``eer_trials`` and ``eer_data_folder`` are
+        replaced by the resolved list and audio folder (or None).
+
+    Returns
+    -------
+    list of str
+        Absolute paths of the lists whose speakers are left out.
+    """
+    folders = as_list(hparams["data_folder"])
+    lists = find_trial_lists(as_list(hparams.get("trial_lists")), folders)
+    eer = hparams.get("eer_trials")
+    if eer == "trial_lists":
+        first = lists[0] if lists else None
+        hparams["eer_trials"] = first["path"] if first else None
+        if first and not hparams.get("eer_data_folder"):
+            if first["audio_folder"] is None:
+                raise ValueError(
+                    f"the audio of {first['path']} (eer_trials: trial_lists)"
+                    " is in none of the data folders "
+                    f"{hparams['data_folder']}; pass --eer_data_folder=<its "
+                    "wav root> or --eer_trials=null"
+                )
+            hparams["eer_data_folder"] = first["audio_folder"]
+    elif eer:
+        (extra,) = find_trial_lists([eer], folders)
+        hparams["eer_trials"] = extra["path"]
+        if extra["path"] not in [t["path"] for t in lists]:
+            lists.append(extra)
+    return [t["path"] for t in lists]
+
+
+def prepare_data(hparams, trial_lists):
     """Writes train/valid CSVs and the speaker list (rank 0, cached).
 
     Arguments
     ---------
     hparams : dict
         Loaded hyperparameters.
+    trial_lists : list of str
+        Trial lists whose speakers are left out.
 
     Returns
     -------
     dict
-        ``train``, ``valid`` (or None) and ``speakers`` paths.
+        ``train``, ``valid`` (or None) and ``speakers`` paths, and the
+        preparation ``summary``.
     """
     kwargs = {
         "save_folder": hparams["save_folder"],
-        "trial_lists": hparams["trial_lists"],
+        "trial_lists": trial_lists,
         "valid_ratio": hparams["valid_ratio"],
         "seed": hparams["prep_seed"],
         "sample_rate": hparams["sample_rate"],
@@ -144,7 +204,7 @@ def prepare_data(hparams):
     else:
         kwargs["data_folders"] = hparams["data_folder"]
     result = run_on_main_and_share(prepare_voxceleb_train, **kwargs)
-    return {k: result[k] for k in ("train", "valid", "speakers")}
+    return {k: result[k] for k in ("train", "valid", "speakers", "summary")}
 
 
 def prepare_noise(hparams):
@@ -249,9 +309,10 @@ def build_label_encoder(hparams, speakers):
 def check_classifier_size(hparams, n_speakers):
     """Makes the classifier size match the number of training speakers.
 
-    With ``n_neurons_from_data: True`` a different ``out_n_neurons`` is
-    replaced (with a warning) by a new classifier of the right size;
-    otherwise it is an error.
+    A number of speakers other than ``out_n_neurons`` (the official run:
+    7,205) is an error naming both, unless ``n_neurons_from_data: True``,
+    which replaces the classifier (with a warning) by one of the data's
+    size.
 
     Arguments
     ---------
@@ -292,10 +353,13 @@ def check_classifier_size(hparams, n_speakers):
 def dataio_prep(hparams, csvs, label_encoder):
     """Builds the training and validation datasets.
 
-    Training items are random crops of ``crop_seconds`` (files that are
-    shorter are tiled); validation items are centre crops of
-    ``valid_crop_seconds``. Only the crop's frames are read from disk,
-    and they are checked
+    Training items are random crops, each of its own length (the official
+    loader's draw, :class:`~speechbrain_ext.data.crops.TrainingCrops`:
+    ``crop_seconds``, or with probability ``p_short_crop`` one of
+    ``short_crop_seconds``; files that are shorter are tiled); the
+    training pipeline tiles them back to ``crop_seconds``. Validation
+    items are centre crops of ``valid_crop_seconds``. Only the crop's
+    frames are read from disk, and they are checked
     (:func:`~speechbrain_ext.data.safe_audio.read_checked_crop`): a bad
     file raises ``BadAudioError``, which the loaders of
     :func:`make_loaders` turn into a skipped, counted file. Every CSV path
@@ -318,16 +382,21 @@ def dataio_prep(hparams, csvs, label_encoder):
         validation CSV.
     """
     rate = hparams["sample_rate"]
-    train_samples = int(round(hparams["crop_seconds"] * rate))
     valid_samples = int(round(hparams["valid_crop_seconds"] * rate))
+    crops = TrainingCrops(
+        full_seconds=hparams["crop_seconds"],
+        p_short=hparams["p_short_crop"],
+        short_seconds=hparams["short_crop_seconds"],
+        sample_rate=rate,
+        reader=read_checked_crop,
+    )
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def train_audio(wav):
         # A seed from torch's generator, which DataLoader seeds per worker.
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
-        crop = read_checked_crop(wav, train_samples, rng=seed, sample_rate=rate)
-        return torch.from_numpy(crop)
+        return torch.from_numpy(crops(wav, seed))
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
@@ -430,7 +499,7 @@ def make_loaders(hparams, train_data, valid_data, pin_memory=False):
 
 
 def build_train_pipeline(hparams, noise_csvs):
-    """Crop, augmentation and speed-perturbation module for training.
+    """Augmentation, tiling back and speed-perturbation module for training.
 
     Arguments
     ---------
@@ -458,10 +527,88 @@ def build_train_pipeline(hparams, noise_csvs):
     return TrainingPipeline(
         augment=augment,
         speed=speed,
-        p_short=hparams["p_short_crop"],
-        short_seconds=hparams["short_crop_seconds"],
-        sample_rate=hparams["sample_rate"],
+        full_samples=int(
+            round(hparams["crop_seconds"] * hparams["sample_rate"])
+        ),
     )
+
+
+def lr_steps_per_epoch(hparams, n_utterances, sampler, world_size):
+    """Iterations per LR-scheduler epoch, as ``lr_steps_per_epoch`` says.
+
+    ``official``: the official trainer's count, every training utterance
+    over the batch size times the number of processes (see
+    :func:`~speechbrain_ext.training.schedulers.official_steps_per_epoch`);
+    ``drawn``: the batches this rank draws in epoch 1; a number: itself.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+    n_utterances : int
+        Training utterances.
+    sampler : SpeakerBalancedBatchSampler
+        The training sampler.
+    world_size : int
+        Number of processes.
+
+    Returns
+    -------
+    tuple
+        ``(steps, description)``.
+    """
+    rule = hparams.get("lr_steps_per_epoch", "official")
+    batch = hparams["batch_size"]
+    if rule == "official":
+        steps = official_steps_per_epoch(n_utterances, batch, world_size)
+        why = (
+            f"official: {n_utterances} utterances // ({batch} x "
+            f"{world_size} processes)"
+        )
+    elif rule == "drawn":
+        sampler.set_epoch(1)
+        steps = len(sampler)
+        why = "drawn: the batches of epoch 1 on this rank"
+    elif isinstance(rule, int) and not isinstance(rule, bool) and rule > 0:
+        steps, why = rule, "given"
+    else:
+        raise ValueError(
+            "lr_steps_per_epoch must be official, drawn or a positive "
+            f"number, got {rule!r}"
+        )
+    return steps, why
+
+
+def log_protocol(hparams, lines):
+    """Writes ``protocol:`` lines to this run's train log.
+
+    A resumed (or already finished) run whose protocol is the same as the
+    one already in the log adds nothing; a changed one (e.g. another
+    number of processes) is appended.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters (``train_log``).
+    lines : list of str
+        What the run trains on and how.
+
+    Returns
+    -------
+    None
+    """
+    for line in lines:
+        logger.info(line)
+    if not if_main_process():
+        return
+    block = "".join(f"protocol: {line}\n" for line in lines)
+    path = hparams["train_log"]
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            if block in f.read():
+                return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(block)
 
 
 def main(argv=None):
@@ -508,7 +655,8 @@ def train(hparams, run_opts):
     -------
     None
     """
-    csvs = prepare_data(hparams)
+    trial_lists = resolve_trial_lists(hparams)
+    csvs = prepare_data(hparams, trial_lists)
     noise_csvs = prepare_noise(hparams)
     speakers = read_speakers(csvs["speakers"])
     label_encoder = build_label_encoder(hparams, speakers)
@@ -525,18 +673,49 @@ def train(hparams, run_opts):
     train_loader, sampler, valid_loader = make_loaders(
         hparams, train_data, valid_data, pin_memory=on_cuda
     )
-    # One scheduler "epoch" = the batches of one (first) epoch on a rank.
+    world = 1
+    if torch.distributed.is_initialized():
+        world = torch.distributed.get_world_size()
     sampler.set_epoch(1)
-    steps_per_epoch = len(sampler)
-    if steps_per_epoch == 0:
+    if len(sampler) == 0:
         raise ValueError(
             f"no full batch of {hparams['batch_size']} utterances of distinct "
             "speakers per rank; lower --batch_size or add speakers"
         )
+    steps_per_epoch, steps_why = lr_steps_per_epoch(
+        hparams, len(train_data), sampler, world
+    )
     hparams["lr_scheduler"] = hparams["lr_scheduler"](
         steps_per_epoch=steps_per_epoch
     )
     hparams["train_pipeline"] = build_train_pipeline(hparams, noise_csvs)
+    summary = csvs["summary"]
+    sched = hparams["lr_scheduler"]
+    log_protocol(
+        hparams,
+        [
+            f"{len(speakers)} training speakers, {len(train_data)} training "
+            f"utterances, {summary.get('valid_files', 0)} held out "
+            "(valid_ratio "
+            f"{hparams['valid_ratio']})",
+            f"left out {summary.get('excluded_trial_speakers', 0)} "
+            f"speakers ({summary.get('excluded_trial_files', 0)} files) of "
+            "the trial lists "
+            + (", ".join(trial_lists) if trial_lists else "(none given)"),
+            f"lr schedule: {steps_per_epoch} steps per scheduler epoch "
+            f"({steps_why}); lr_min {sched.lr_min}, lr_max {sched.lr_max}, "
+            f"cycle {sched.cycle_steps} steps, warm-up {sched.warmup_steps} "
+            f"steps, gamma {sched.gamma}; {len(sampler)} batches drawn in "
+            "epoch 1 on this rank",
+            f"monitoring: {hparams.get('eer_trials') or 'no trial list'}"
+            + (
+                f" every {hparams.get('eer_interval')} epoch(s)"
+                if hparams.get("eer_trials")
+                else ""
+            )
+            + f"; export: {hparams['export_checkpoint']}",
+        ],
+    )
 
     checkpointer = hparams["checkpointer"]
     checkpointer.add_recoverable("lr_scheduler", hparams["lr_scheduler"])
@@ -553,7 +732,7 @@ def train(hparams, run_opts):
     brain.train_sampler = sampler
     logger.info(
         f"{len(speakers)} speakers, {len(train_data)} training utterances, "
-        f"{steps_per_epoch} batches of {hparams['batch_size']} per epoch "
+        f"{len(sampler)} batches of {hparams['batch_size']} per epoch "
         "and rank"
     )
     try:

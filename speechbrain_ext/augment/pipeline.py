@@ -1,21 +1,24 @@
 """The official MR-RawNet training augmentation, on batches, on any device.
 
-Three modules, applied in this order by :class:`TrainingPipeline` to every
-training batch of 3.0 s crops (``[batch, time]`` plus SpeechBrain relative
-lengths):
+Three steps, applied in this order by :class:`TrainingPipeline` to every
+training batch. The batch holds one crop per utterance, each of its own
+length (the data loader draws it per utterance, as the official loader:
+3.0 s, or with probability 0.5 one of 1.0, 1.1, ..., 2.9 s; see
+:class:`speechbrain_ext.data.crops.TrainingCrops`), padded to the longest
+with SpeechBrain relative lengths:
 
-1. a variable-length crop: with probability ``p_short`` the whole batch is
-   cut to one length drawn from 1.0, 1.1, ..., 2.9 s (each utterance at its
-   own random offset);
-2. :class:`OfficialAugmentation`: every utterance gets one of six
+1. :class:`OfficialAugmentation`: every utterance gets one of six
    conditions, drawn uniformly and independently: ``clean`` (unchanged),
    ``reverb`` (a small- or medium-room RIR), ``music`` (5-15 dB), ``babble``
    (3-7 speech files, each at its own 13-20 dB), ``noise`` (0-15 dB) or
-   ``tv`` (babble, then music on top of the babbled signal);
-3. the crop is tiled back to its original length (repeated from its
-   start), and :class:`SpeedPerturbation` resamples the whole batch by one
-   factor drawn from 0.9, 1.0, 1.1 and trims it to a multiple of 320
-   samples. Labels are unchanged.
+   ``tv`` (babble, then music on top of the babbled signal), computed on
+   the utterance's own crop (powers over its valid samples, reverb cut to
+   its length);
+2. every crop is tiled back (repeated from its start) to the full length
+   (3.0 s);
+3. :class:`SpeedPerturbation` resamples the whole batch by one factor
+   drawn from 0.9, 1.0, 1.1 and trims it to a multiple of 320 samples.
+   Labels are unchanged.
 
 The batch size and the order of the utterances never change, so labels
 need no replication (unlike SpeechBrain's ``Augmenter``, which
@@ -27,10 +30,10 @@ mean squares over the utterance's valid samples plus ``power_floor``. The
 reference is the signal the noise is added to (the clean crop, or the
 babbled crop for the music of ``tv``); babble files are each scaled
 against the same reference and summed. The clean signal itself is never
-rescaled, as in the official code. The official code uses a floor of
-1e-4 on ``[-1, 1]`` audio, which makes the true SNR of quiet noise files
-higher than drawn; the default here is tiny so that the drawn SNR is the
-true one (set ``power_floor=1e-4`` to reproduce the official mixing).
+rescaled, as in the official code. The floor is the official 1e-4 (on
+``[-1, 1]`` audio) by default; it makes the true SNR of quiet speech or
+noise higher than the drawn one, as in the official run (a tiny floor such
+as 1e-8 makes the drawn SNR the true one).
 
 Reverberation follows the official code: the RIR is scaled to unit
 energy, convolved in full (FFT) and the result truncated to the input
@@ -67,7 +70,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
-from speechbrain_ext.data.crops import DEFAULT_SHORT_LENGTHS, read_crop
+from speechbrain_ext.data.crops import read_crop
 
 logger = logging.getLogger(__name__)
 
@@ -405,7 +408,7 @@ class OfficialAugmentation(nn.Module):
     sample_rate : int
         Sample rate of audio and noise files.
     power_floor : float
-        Added to both mean powers in the SNR computation.
+        Added to both mean powers in the SNR computation (official: 1e-4).
     threads : int
         Read-ahead threads (0: synchronous reads).
     seed : int or None
@@ -439,7 +442,7 @@ class OfficialAugmentation(nn.Module):
         clip_seconds=3.0,
         rir_max_seconds=None,
         sample_rate=16000,
-        power_floor=1e-8,
+        power_floor=1e-4,
         threads=2,
         seed=None,
         replacements=None,
@@ -801,13 +804,14 @@ class SpeedPerturbation(nn.Module):
 
 
 class TrainingPipeline(nn.Module):
-    """Variable-length crop, augmentation, tiling back and speed change.
+    """Augmentation of per-utterance crops, tiling back, speed change.
 
-    See the module docstring for the order. With probability ``p_short``
-    one crop length is drawn from ``short_seconds`` for the whole batch;
-    each utterance is cut at a random offset within its valid part. After
-    ``augment`` the crop is tiled back to the utterance's original number
-    of samples. ``augment`` and ``speed`` may be None (switched off).
+    See the module docstring for the order. Each row of the batch is one
+    utterance's crop, of its own length (its valid part, given by the
+    relative lengths); ``augment`` works on that part, then every row is
+    tiled back to ``full_samples``, so the output rows are all full
+    (relative lengths 1) before ``speed``. ``augment`` and ``speed`` may
+    be None (switched off).
 
     Arguments
     ---------
@@ -817,58 +821,40 @@ class TrainingPipeline(nn.Module):
     speed : torch.nn.Module or None
         Maps ``(wavs, lengths)`` to resampled ones; e.g.
         :class:`SpeedPerturbation`.
-    p_short : float
-        Probability of a short crop for a batch.
-    short_seconds : sequence of float
-        Candidate short crop lengths.
-    sample_rate : int
-        Sample rate of the waveforms.
-    seed : int or None
-        Base seed (see :func:`make_generator`).
+    full_samples : int or None
+        Length every crop is tiled back to (official: 48000, 3.0 s);
+        None: the batch's own length.
 
     Example
     -------
-    >>> pipe = TrainingPipeline(p_short=1.0, short_seconds=[0.05])
-    >>> out, lens = pipe(torch.randn(2, 1600), torch.ones(2))
-    >>> out.shape, pipe.last_crop
-    (torch.Size([2, 1600]), 800)
+    >>> pipe = TrainingPipeline(full_samples=6)
+    >>> wavs = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 0.0, 0.0]])
+    >>> out, lens = pipe(wavs, torch.tensor([1.0, 0.5]))
+    >>> out
+    tensor([[1., 2., 3., 4., 1., 2.],
+            [5., 6., 5., 6., 5., 6.]])
+    >>> lens
+    tensor([1., 1.])
     """
 
-    def __init__(
-        self,
-        augment=None,
-        speed=None,
-        p_short=0.5,
-        short_seconds=DEFAULT_SHORT_LENGTHS,
-        sample_rate=16000,
-        seed=None,
-    ):
+    def __init__(self, augment=None, speed=None, full_samples=None):
         super().__init__()
-        if not 0.0 <= p_short <= 1.0:
-            raise ValueError(f"p_short must be in [0, 1], got {p_short}")
         self.augment = augment
         self.speed = speed
-        self.p_short = float(p_short)
-        self.short_samples = [
-            int(round(s * sample_rate)) for s in short_seconds
-        ]
-        if self.p_short > 0 and (
-            not self.short_samples or min(self.short_samples) < 1
-        ):
-            raise ValueError("short_seconds must hold positive lengths")
-        self.seed = seed
-        self.last_crop = None
-        self._rng = None
+        self.full_samples = None if full_samples is None else int(full_samples)
+        if self.full_samples is not None and self.full_samples < 1:
+            raise ValueError(f"full_samples must be >= 1, got {full_samples}")
+        self.last_counts = None
 
     def forward(self, wavs, lengths):
-        """Crops, augments, tiles back and changes the speed of a batch.
+        """Augments the crops, tiles them back and changes the speed.
 
         Arguments
         ---------
         wavs : torch.Tensor
-            Waveforms ``[batch, time]``.
+            Crops ``[batch, time]``, padded.
         lengths : torch.Tensor
-            Relative lengths ``[batch]``.
+            Relative lengths ``[batch]`` (each crop's valid part).
 
         Returns
         -------
@@ -877,44 +863,22 @@ class TrainingPipeline(nn.Module):
         lengths : torch.Tensor
             Its relative lengths.
         """
-        if self._rng is None:
-            self._rng = make_generator(self.seed, salt=3)
-        rng = self._rng
-        batch, n_samples = wavs.shape
-        crop = None
-        if self.p_short > 0 and rng.random() < self.p_short:
-            pick = int(rng.integers(len(self.short_samples)))
-            crop = self.short_samples[pick]
-            if crop >= n_samples:
-                crop = None
-        self.last_crop = crop
-        if crop is None:
-            if self.augment is not None:
-                wavs, lengths = self.augment(wavs, lengths)
-        else:
-            counts = _valid_counts(lengths.detach().cpu(), n_samples)
-            spans = (counts - crop).clamp(min=0)
-            starts = torch.from_numpy(rng.integers(0, spans.numpy() + 1)).long()
-            short_counts = counts.clamp(max=crop)
-            index = torch.arange(crop)[None, :] + starts[:, None]
-            index = index.clamp(max=n_samples - 1).to(wavs.device)
-            short = torch.gather(wavs, 1, index)
-            keep = torch.arange(crop)[None, :] < short_counts[:, None]
-            short = short * keep.to(wavs.device, wavs.dtype)
-            short_lengths = (short_counts.double() / crop).to(lengths.dtype)
-            if self.augment is not None:
-                short, _ = self.augment(short, short_lengths)
-            wavs = self._tile_back(short, short_counts, counts, n_samples)
+        n_samples = wavs.shape[1]
+        target = self.full_samples or n_samples
+        counts = _valid_counts(lengths.detach().cpu(), n_samples)
+        self.last_counts = counts
+        if self.augment is not None:
+            wavs, _ = self.augment(wavs, lengths)
+        if n_samples != target or bool((counts < target).any()):
+            wavs = self._tile_back(wavs, counts, target)
+        lengths = torch.ones_like(lengths)
         if self.speed is not None:
             wavs, lengths = self.speed(wavs, lengths)
         return wavs, lengths
 
     @staticmethod
-    def _tile_back(short, short_counts, counts, n_samples):
-        """Repeats each row's valid part up to its original length."""
-        device = short.device
+    def _tile_back(crops, counts, n_samples):
+        """Repeats each row's first ``counts`` samples up to ``n_samples``."""
         time = torch.arange(n_samples)[None, :]
-        index = (time % short_counts[:, None]).to(device)
-        out = torch.gather(short, 1, index)
-        keep = (time < counts[:, None]).to(device, short.dtype)
-        return out * keep
+        index = (time % counts[:, None]).to(crops.device)
+        return torch.gather(crops, 1, index)

@@ -6,12 +6,16 @@ batch ``[batch, time]``. A waveform shorter than the crop is tiled: it is
 repeated from its start (numpy's ``"wrap"`` padding) until it is long
 enough, and the first samples are kept.
 
-Training protocol of the official recipe: for every batch draw a crop
-length with :func:`draw_crop_length` (half of the time 3.0 s, otherwise
-one of 1.0, 1.1, ..., 2.9 s), crop every utterance to that length
-(:func:`read_crop` reads only those frames from disk), augment, then tile
-the crops back to 3.0 s with :func:`tile_to` so that the batch has a fixed
-length. Evaluation uses the full utterance or :func:`centre_crop`.
+Training protocol of the official recipe (``DatasetLoader.py``): for every
+utterance draw its own crop length with :func:`draw_crop_length` (half of
+the time 3.0 s, otherwise one of 1.0, 1.1, ..., 2.9 s), read a crop of that
+length at a uniformly random start (:class:`TrainingCrops`, which reads
+only those frames from disk), augment it at that length, then tile it back
+to 3.0 s with :func:`tile_to` so that the batch has a fixed length (done on
+the batch by ``speechbrain_ext.augment.pipeline.TrainingPipeline``).
+Random starts are drawn as the official loader draws them: a crop of ``n``
+samples of a longer file starts at one of ``0 .. len - n - 1``.
+Evaluation uses the full utterance or :func:`centre_crop`.
 
 Authors
  * MR-RawNet SpeechBrain recipe contributors 2025
@@ -105,8 +109,9 @@ def tile_to(wav, n):
 def random_crop(wav, n, rng=None):
     """Crops ``n`` samples at a uniformly random start (tiles if short).
 
-    Every start in ``0 .. len - n`` is equally likely; one start is drawn
-    for the whole array (all rows of a batch share it).
+    Every start in ``0 .. len - n - 1`` is equally likely (the official
+    loader's draw); one start is drawn for the whole array (all rows of a
+    batch share it).
 
     Arguments
     ---------
@@ -135,7 +140,7 @@ def random_crop(wav, n, rng=None):
     length = wav.shape[-1]
     if length <= n:
         return tile(wav, n)
-    start = int(_as_rng(rng).integers(0, length - n + 1))
+    start = int(_as_rng(rng).integers(0, length - n))
     return wav[..., start : start + n]
 
 
@@ -222,7 +227,7 @@ def crop_window(frames, n, rng=None):
 
     A file of at most ``n`` frames is read whole (and tiled afterwards);
     otherwise the crop starts at the centre (``rng=None``) or at a uniform
-    random position.
+    random position in ``0 .. frames - n - 1`` (as the official loader).
 
     Arguments
     ---------
@@ -253,7 +258,7 @@ def crop_window(frames, n, rng=None):
         return 0, -1
     if rng is None:
         return (frames - n) // 2, n
-    return int(_as_rng(rng).integers(0, frames - n + 1)), n
+    return int(_as_rng(rng).integers(0, frames - n)), n
 
 
 def read_crop(path, n, rng=None, dtype="float32"):
@@ -299,3 +304,103 @@ def read_crop(path, n, rng=None, dtype="float32"):
     if wav.ndim > 1:
         wav = wav.mean(axis=1).astype(dtype, copy=False)
     return tile(wav, n)
+
+
+class TrainingCrops:
+    """Reads one training crop per utterance, of its own random length.
+
+    Every call draws the utterance's crop length with
+    :func:`draw_crop_length` (``full_seconds`` with probability
+    ``1 - p_short``, else one of ``short_seconds``), then reads a crop of
+    that length at a uniformly random start with ``reader`` (a file that
+    is shorter is tiled). The crop is returned at its own length; the
+    training pipeline augments it at that length and tiles it back to
+    ``full_seconds``. This is the official train loader's draw, per
+    utterance (not one length per batch).
+
+    Arguments
+    ---------
+    full_seconds : float
+        The full crop (official: 3.0 s).
+    p_short : float
+        Probability of a short crop (official: 0.5).
+    short_seconds : sequence of float
+        Candidate short lengths (official: 1.0, 1.1, ..., 2.9 s).
+    sample_rate : int
+        Samples per second.
+    reader : callable or None
+        ``reader(path, n, rng=generator, sample_rate=rate)`` returning
+        ``n`` samples; default :func:`read_crop` (without the rate check).
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "x.wav"
+    >>> sf.write(path, np.arange(8000) / 8000, 1000, subtype="FLOAT")
+    >>> crops = TrainingCrops(3.0, p_short=0.5, short_seconds=[1.0],
+    ...                       sample_rate=1000)
+    >>> sorted({len(crops(path, rng)) for rng in range(20)})
+    [1000, 3000]
+    """
+
+    def __init__(
+        self,
+        full_seconds=3.0,
+        p_short=0.5,
+        short_seconds=DEFAULT_SHORT_LENGTHS,
+        sample_rate=16000,
+        reader=None,
+    ):
+        if not 0.0 <= p_short <= 1.0:
+            raise ValueError(f"p_short must be in [0, 1], got {p_short}")
+        self.full_seconds = float(full_seconds)
+        self.p_short = float(p_short)
+        self.short_seconds = tuple(float(x) for x in short_seconds)
+        if self.p_short > 0 and (
+            not self.short_seconds or min(self.short_seconds) <= 0
+        ):
+            raise ValueError("short_seconds must hold positive lengths")
+        self.sample_rate = int(sample_rate)
+        self.full_samples = int(round(self.full_seconds * self.sample_rate))
+        self.reader = reader
+
+    def draw_length(self, rng):
+        """Draws one utterance's crop length in samples.
+
+        Arguments
+        ---------
+        rng : numpy.random.Generator or int
+            Random generator, or a seed for a new one.
+
+        Returns
+        -------
+        int
+            The crop length.
+        """
+        return draw_crop_length(
+            rng,
+            p_short=self.p_short,
+            full=self.full_seconds,
+            short_lengths=self.short_seconds or (self.full_seconds,),
+            sample_rate=self.sample_rate,
+        )
+
+    def __call__(self, path, rng=None):
+        """Reads one crop of a drawn length.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            The audio file.
+        rng : numpy.random.Generator, int or None
+            Random generator or seed (the length, then the start).
+
+        Returns
+        -------
+        numpy.ndarray
+            The crop, float32, of the drawn length.
+        """
+        rng = _as_rng(rng)
+        n = self.draw_length(rng)
+        if self.reader is None:
+            return read_crop(path, n, rng=rng)
+        return self.reader(path, n, rng=rng, sample_rate=self.sample_rate)

@@ -1,9 +1,38 @@
 """Equal error rate and minimum detection cost, sort-based.
 
-Both metrics sweep a decision threshold ``t`` over the observed scores with
-the rule "accept the trial as a target when ``score > t``". Scores equal to
-each other always move together across a threshold, so ties are exact. For
-every distinct score value ``t`` (ascending)::
+Two definitions are implemented, both with sorts and cumulative sums
+(O(N log N) time, O(N) memory):
+
+* **official** (the default of :func:`compute_metrics`, and the numbers
+  the MR-RawNet paper reports): ``tuneThresholdfromScore`` and
+  ``ComputeMinDcf`` of the official ``tuneThreshold.py``, digit for digit
+  (see :func:`compute_official_eer` and :func:`compute_official_min_dcf`);
+* **speechbrain**: ``speechbrain.utils.metric_stats.EER`` and ``minDCF``
+  (:func:`compute_eer`, :func:`compute_min_dcf`), described below.
+
+Official EER
+    scikit-learn's ROC curve (``roc_curve`` with its default
+    ``drop_intermediate=True``: points in the middle of straight ROC
+    segments are removed) over "accept when ``score >= t``" for every
+    distinct score, plus the "accept nothing" point; the point that
+    minimises ``|FNR - FPR|`` (the first, from the strict end) is chosen
+    and the EER is ``max(FPR, FNR)`` there (the SpeechBrain EER below is
+    the mean of the two, at a slightly different set of points).
+
+Official minDCF
+    The trials are sorted by score (ties keep their order in the trial
+    list), and every prefix of the sorted list is a "rejected" set:
+    ``C_det = C_miss * P_miss * P_target + C_fa * P_fa * (1 - P_target)``
+    is minimised over the prefixes and divided by
+    ``min(C_miss * P_target, C_fa * (1 - P_target))``. With tied scores a
+    prefix may split a tie, so the value can depend on the order of the
+    trials; without ties it equals the SpeechBrain minDCF.
+
+SpeechBrain definitions: both metrics sweep a decision threshold ``t`` over
+the observed scores with the rule "accept the trial as a target when
+``score > t``". Scores equal to each other always move together across a
+threshold, so ties are exact. For every distinct score value ``t``
+(ascending)::
 
     P_miss(t) = #{target scores <= t} / N_target
     P_fa(t)   = #{non-target scores > t} / N_nontarget
@@ -54,6 +83,8 @@ __all__ = [
     "compute_eer",
     "compute_metrics",
     "compute_min_dcf",
+    "compute_official_eer",
+    "compute_official_min_dcf",
     "operating_points",
 ]
 
@@ -340,6 +371,176 @@ def compute_min_dcf(
     return _min_dcf_from_points(ops, p_target, c_miss, c_fa)
 
 
+def _official_eer_from_points(ops):
+    """Official (``tuneThresholdfromScore``) EER from operating points.
+
+    Arguments
+    ---------
+    ops : OperatingPoints
+        Output of :func:`operating_points`.
+
+    Returns
+    -------
+    tuple of float
+        ``(eer, threshold)``; the trial is accepted when
+        ``score >= threshold`` (``inf``: nothing is accepted).
+    """
+    # "accept score >= t_k" is "accept score > t_(k-1)": the ROC points
+    # for the distinct scores in descending order, ending with "accept
+    # everything" (t_(-1) below the lowest score: no miss, every false
+    # alarm).
+    tps = (ops.n_target - np.r_[0, ops.n_miss[:-1]])[::-1].astype(np.float64)
+    fps = np.r_[ops.n_nontarget, ops.n_fa[:-1]][::-1].astype(np.float64)
+    thresholds = ops.thresholds[::-1]
+    if fps.size > 2:
+        # scikit-learn's drop_intermediate: keep the corners only.
+        corner = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
+        keep = np.flatnonzero(np.r_[True, corner, True])
+        tps, fps, thresholds = tps[keep], fps[keep], thresholds[keep]
+    tps = np.r_[0.0, tps]
+    fps = np.r_[0.0, fps]
+    thresholds = np.r_[np.inf, thresholds]
+    fpr = fps / fps[-1]
+    fnr = 1 - tps / tps[-1]
+    i = int(np.nanargmin(np.absolute(fnr - fpr)))
+    return float(max(fpr[i], fnr[i])), float(thresholds[i])
+
+
+def compute_official_eer(positive_scores, negative_scores):
+    """EER as the official ``tuneThreshold.tuneThresholdfromScore``.
+
+    ``max(FPR, FNR)`` at the point of scikit-learn's ROC curve where the
+    two are closest (see the module docstring), as a fraction: the
+    official function returns it in percent. The order of the trials
+    does not matter.
+
+    Arguments
+    ---------
+    positive_scores : array-like
+        Scores of target trials (non-empty, finite).
+    negative_scores : array-like
+        Scores of non-target trials (non-empty, finite).
+
+    Returns
+    -------
+    eer : float
+        The equal error rate, in [0, 1].
+    threshold : float
+        Trials with ``score >= threshold`` are accepted at that point.
+
+    Example
+    -------
+    >>> compute_official_eer([0.9, 0.3], [0.5, 0.1])
+    (0.5, 0.5)
+    >>> compute_eer([0.9, 0.3], [0.5, 0.1])[0]  # SpeechBrain: the mean
+    0.5
+    >>> compute_official_eer([0.9, 0.8, 0.3], [0.5, 0.1])[0]
+    0.5
+    >>> round(compute_eer([0.9, 0.8, 0.3], [0.5, 0.1])[0], 4)
+    0.4167
+    """
+    return _official_eer_from_points(
+        operating_points(positive_scores, negative_scores)
+    )
+
+
+def _official_min_dcf_sorted(sorted_labels, p_target, c_miss, c_fa):
+    """Official ``ComputeMinDcf`` on labels sorted by ascending score.
+
+    Arguments
+    ---------
+    sorted_labels : numpy.ndarray
+        Boolean labels in the official sort order (stable by score).
+    p_target : float
+        Prior probability of a target trial.
+    c_miss : float
+        Cost of a miss.
+    c_fa : float
+        Cost of a false alarm.
+
+    Returns
+    -------
+    tuple
+        ``(normalised_min_dcf, index)``: the index in the sorted order of
+        the last rejected trial at the minimum.
+    """
+    norm = _check_costs(p_target, c_miss, c_fa)
+    cum_pos = np.cumsum(sorted_labels)
+    n_pos = int(cum_pos[-1])
+    n_neg = sorted_labels.size - n_pos
+    cum_neg = np.arange(1, sorted_labels.size + 1) - cum_pos
+    # The same float operations, in the same order, as the official loop.
+    fnrs = cum_pos / float(n_pos)
+    fprs = 1 - cum_neg / float(n_neg)
+    c_det = c_miss * fnrs * p_target + c_fa * fprs * (1 - p_target)
+    i = int(np.argmin(c_det))
+    return float(c_det[i] / norm), i
+
+
+def _official_order(labels, scores):
+    """The official sort (stable by score) of validated trials.
+
+    A fast unstable sort, then the runs of tied scores are put back in
+    trial order (ties are few with real scores): the same order as a
+    stable sort, at about a third of its cost.
+    """
+    order = np.argsort(scores)
+    sorted_scores = scores[order]
+    tied = np.flatnonzero(sorted_scores[1:] == sorted_scores[:-1])
+    if tied.size:
+        members = np.unique(np.r_[tied, tied + 1])
+        # run id: the position of the run's first element
+        starts = np.r_[True, sorted_scores[members[1:]]
+                       != sorted_scores[members[:-1]]]
+        starts |= np.r_[True, np.diff(members) > 1]
+        run = np.maximum.accumulate(np.where(starts, members, 0))
+        order[members] = order[members][np.lexsort((order[members], run))]
+    return sorted_scores, labels[order]
+
+
+def compute_official_min_dcf(labels, scores, p_target=0.05, c_miss=1.0,
+                             c_fa=1.0):
+    """minDCF as the official ``ComputeErrorRates`` + ``ComputeMinDcf``.
+
+    The trials must come in trial-list order: tied scores keep it (see the
+    module docstring).
+
+    Arguments
+    ---------
+    labels : array-like
+        1 for target trials, 0 for non-target trials.
+    scores : array-like
+        One score per trial, in the same order.
+    p_target : float
+        Prior probability of a target trial (the official runs: 0.05).
+    c_miss : float
+        Cost of a miss.
+    c_fa : float
+        Cost of a false alarm.
+
+    Returns
+    -------
+    min_dcf : float
+        The normalised minDCF.
+    threshold : float
+        The score of the last rejected trial at the minimum.
+
+    Example
+    -------
+    >>> compute_official_min_dcf([1, 1, 0, 0], [0.6, 0.5, 0.4, 0.1])
+    (0.0, 0.4)
+    >>> dcf, _ = compute_official_min_dcf([0, 1], [0.5, 0.5], p_target=0.5)
+    >>> dcf  # the tie is split in trial order
+    0.0
+    >>> compute_official_min_dcf([1, 0], [0.5, 0.5], p_target=0.5)[0]
+    1.0
+    """
+    labels, scores = _check_trials(labels, scores)
+    sorted_scores, sorted_labels = _official_order(labels, scores)
+    dcf, i = _official_min_dcf_sorted(sorted_labels, p_target, c_miss, c_fa)
+    return dcf, float(sorted_scores[i])
+
+
 @dataclass(frozen=True)
 class VerificationMetrics:
     """EER and normalised minDCF values of one score set.
@@ -393,38 +594,20 @@ class VerificationMetrics:
         return out
 
 
-def compute_metrics(
-    labels,
-    scores,
-    p_targets: Sequence[float] = (0.01, 0.05),
-    c_miss=1.0,
-    c_fa=1.0,
-):
-    """EER and normalised minDCF(s) for labelled scores, with one sort.
+def _check_trials(labels, scores):
+    """Validates labelled trials; returns boolean labels and float scores.
 
     Arguments
     ---------
-    labels : array-like
-        1 (or True) for target trials, 0 (or False) for non-target trials.
-    scores : array-like
-        One score per trial, same length as ``labels``.
-    p_targets : sequence of float
-        The target priors at which the minDCF is reported.
-    c_miss : float
-        Cost of a miss.
-    c_fa : float
-        Cost of a false alarm.
+    labels : array-like or torch.Tensor
+        0/1 or boolean labels.
+    scores : array-like or torch.Tensor
+        One score per trial.
 
     Returns
     -------
-    VerificationMetrics
-        EER, minDCF per prior, their thresholds and the trial counts.
-
-    Example
-    -------
-    >>> m = compute_metrics([1, 1, 0, 0], [0.8, 0.2, 0.4, 0.1])
-    >>> m.eer, m.eer_threshold, m.min_dcf[0.05]
-    (0.5, 0.2, 0.5)
+    tuple of numpy.ndarray
+        ``(labels, scores)``: boolean and float64, flattened.
     """
     scores = _as_scores(scores, "scores")
     if hasattr(labels, "detach"):
@@ -450,13 +633,91 @@ def compute_metrics(
         raise ValueError(
             f"all {labels.size} trials are {only}: both classes are needed"
         )
+    return labels, scores
+
+
+def _points_from_sorted(sorted_scores, sorted_labels):
+    """Operating points from trials already sorted by ascending score."""
+    cum_pos = np.cumsum(sorted_labels)
+    n_pos = int(cum_pos[-1])
+    n_neg = sorted_labels.size - n_pos
+    last = np.empty(sorted_scores.size, dtype=bool)
+    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=last[:-1])
+    last[-1] = True
+    idx = np.flatnonzero(last)
+    n_miss = cum_pos[idx]
+    n_fa = n_neg - (idx + 1 - n_miss)
+    return OperatingPoints(sorted_scores[idx], n_miss, n_fa, n_pos, n_neg)
+
+
+#: Metric definitions accepted by :func:`compute_metrics`.
+RULES = ("official", "speechbrain")
+
+
+def compute_metrics(
+    labels,
+    scores,
+    p_targets: Sequence[float] = (0.01, 0.05),
+    c_miss=1.0,
+    c_fa=1.0,
+    rule="official",
+):
+    """EER and normalised minDCF(s) for labelled scores, with one sort.
+
+    Arguments
+    ---------
+    labels : array-like
+        1 (or True) for target trials, 0 (or False) for non-target trials.
+    scores : array-like
+        One score per trial, same length as ``labels``, in trial-list
+        order (the official minDCF splits ties in that order).
+    p_targets : sequence of float
+        The target priors at which the minDCF is reported.
+    c_miss : float
+        Cost of a miss.
+    c_fa : float
+        Cost of a false alarm.
+    rule : str
+        ``"official"`` (``tuneThreshold.py``, what the paper reports) or
+        ``"speechbrain"`` (``speechbrain.utils.metric_stats``); see the
+        module docstring.
+
+    Returns
+    -------
+    VerificationMetrics
+        EER, minDCF per prior, their thresholds and the trial counts.
+
+    Example
+    -------
+    >>> m = compute_metrics([1, 1, 0, 0], [0.8, 0.2, 0.4, 0.1])
+    >>> m.eer, m.eer_threshold, m.min_dcf[0.05]
+    (0.5, 0.4, 0.5)
+    >>> m = compute_metrics([1, 1, 1, 0, 0], [0.9, 0.8, 0.3, 0.5, 0.1])
+    >>> m.eer, round(compute_metrics(
+    ...     [1, 1, 1, 0, 0], [0.9, 0.8, 0.3, 0.5, 0.1], rule="speechbrain"
+    ... ).eer, 4)
+    (0.5, 0.4167)
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    labels, scores = _check_trials(labels, scores)
     for p in p_targets:
         _check_costs(p, c_miss, c_fa)
-    ops = operating_points(scores[labels], scores[~labels])
-    eer, eer_thr = _eer_from_points(ops)
     dcf, dcf_thr = {}, {}
-    for p in p_targets:
-        dcf[p], dcf_thr[p] = _min_dcf_from_points(ops, p, c_miss, c_fa)
+    if rule == "speechbrain":
+        ops = operating_points(scores[labels], scores[~labels])
+        eer, eer_thr = _eer_from_points(ops)
+        for p in p_targets:
+            dcf[p], dcf_thr[p] = _min_dcf_from_points(ops, p, c_miss, c_fa)
+    else:
+        sorted_scores, sorted_labels = _official_order(labels, scores)
+        ops = _points_from_sorted(sorted_scores, sorted_labels)
+        eer, eer_thr = _official_eer_from_points(ops)
+        for p in p_targets:
+            dcf[p], i = _official_min_dcf_sorted(
+                sorted_labels, p, c_miss, c_fa
+            )
+            dcf_thr[p] = float(sorted_scores[i])
     return VerificationMetrics(
         eer, eer_thr, dcf, dcf_thr, ops.n_target, ops.n_nontarget
     )

@@ -12,8 +12,10 @@ and an AAM-softmax loss on batches of raw waveforms:
   called before every optimiser step;
 * per epoch it logs the training loss, the training accuracy of the AAM
   logits (margin applied, as in the official trainer), the LR and the time,
-  then the validation loss and speaker-ID error (all reduced over DDP
-  ranks), and optionally an EER on a small trial list every few epochs;
+  then, when there is a held-out set, the validation loss and speaker-ID
+  error (all reduced over DDP ranks), and optionally the EER and minDCF
+  (official definitions) on a trial list every few epochs, logged as
+  ``test`` values (the official run scores VoxCeleb1-O every epoch);
 * it checkpoints at the end of every epoch (keeping the most recent and
   the lowest validation error) and SpeechBrain's intra-epoch checkpoints
   resume exactly: the ``brain`` recoverable also holds the running sums of
@@ -1185,7 +1187,7 @@ class SpeakerBrain(sb.core.Brain):
                 "skipped_steps": stats["skipped_steps"],
             }
             if not self.valid_enabled:
-                self._end_of_epoch(epoch, None)
+                self._end_of_epoch(epoch, None, self._maybe_trial_eer(epoch))
             return
         result = {
             "loss": stats["loss"],
@@ -1194,10 +1196,7 @@ class SpeakerBrain(sb.core.Brain):
             "skipped_files": stats["skipped_files"],
         }
         if stage == sb.Stage.VALID:
-            eer = self._maybe_trial_eer(epoch)
-            if eer is not None:
-                result["eer"] = eer
-            self._end_of_epoch(epoch, result)
+            self._end_of_epoch(epoch, result, self._maybe_trial_eer(epoch))
         else:
             self.last_stats[stage] = result
             if hasattr(self.hparams, "train_logger"):
@@ -1219,14 +1218,21 @@ class SpeakerBrain(sb.core.Brain):
             return 0.0
         return float(optimizer.param_groups[0]["lr"])
 
-    def _end_of_epoch(self, epoch, valid_stats):
-        """Writes the train log line and the end-of-epoch checkpoint."""
+    def _end_of_epoch(self, epoch, valid_stats, trial_stats=None):
+        """Writes the train log line and the end-of-epoch checkpoint.
+
+        ``trial_stats`` (the EER monitoring) go to the log as ``test``
+        values: they are scores on a test list, not on held-out training
+        data, and only ``valid_stats`` (held-out) rank the checkpoints.
+        """
         self.last_stats[sb.Stage.VALID] = valid_stats
         meta = {"epoch": int(epoch)}
         if self.train_stats is not None:
             meta["train_loss"] = float(self.train_stats["loss"])
         if valid_stats is not None:
             meta["error_rate"] = float(valid_stats["error_rate"])
+        if trial_stats is not None:
+            meta["trials_eer"] = float(trial_stats["eer"])
         if hasattr(self.hparams, "train_logger"):
             self.hparams.train_logger.log_stats(
                 stats_meta={
@@ -1236,6 +1242,7 @@ class SpeakerBrain(sb.core.Brain):
                 },
                 train_stats=self.train_stats,
                 valid_stats=valid_stats,
+                test_stats=trial_stats,
             )
         if self.checkpointer is not None:
             self.checkpointer.save_and_keep_only(
@@ -1266,7 +1273,11 @@ class SpeakerBrain(sb.core.Brain):
     # Optional EER on a trial list
     # ------------------------------------------------------------------
     def _maybe_trial_eer(self, epoch):
-        """EER on ``hparams.eer_trials`` every ``eer_interval`` epochs."""
+        """EER and minDCF on ``hparams.eer_trials`` every ``eer_interval``.
+
+        Returns None, or ``{"eer": ..., "min_dcf": ...}`` (official
+        definitions; minDCF at P_target 0.05) on every rank.
+        """
         trials = getattr(self.hparams, "eer_trials", None)
         interval = int(getattr(self.hparams, "eer_interval", 0) or 0)
         if not trials or interval <= 0 or epoch is None or epoch % interval:
@@ -1302,15 +1313,16 @@ class SpeakerBrain(sb.core.Brain):
 
         Returns
         -------
-        float or None
-            The EER, in [0, 1]; None when no target or no non-target
-            trial is left.
+        dict or None
+            ``eer`` (in [0, 1]) and ``min_dcf`` (P_target 0.05, C_miss =
+            C_fa = 1), both as the official ``tuneThreshold.py`` computes
+            them; None when no target or no non-target trial is left.
         """
         from speechbrain_ext.data.safe_audio import (
             BadAudioError,
             read_checked_crop,
         )
-        from speechbrain_ext.scoring.metrics import compute_eer
+        from speechbrain_ext.scoring.metrics import compute_metrics
         from speechbrain_ext.scoring.trials import read_trials, resolve_path
 
         trials = read_trials(trial_file)
@@ -1358,10 +1370,8 @@ class SpeakerBrain(sb.core.Brain):
         scores = torch.stack(
             [torch.dot(embeddings[e], embeddings[t]) for e, t, _ in kept]
         ).cpu()
-        eer, _ = compute_eer(
-            scores[labels == 1].numpy(), scores[labels == 0].numpy()
-        )
-        return float(eer)
+        metrics = compute_metrics(labels.numpy(), scores.numpy(), (0.05,))
+        return {"eer": metrics.eer, "min_dcf": metrics.min_dcf[0.05]}
 
     # ------------------------------------------------------------------
     # DDP

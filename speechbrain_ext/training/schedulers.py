@@ -8,9 +8,14 @@ cycle follows a half cosine back down to the floor. The peak of cycle
 ``c`` (0-based) is ``lr_max * gamma ** c`` (5e-4, then 2.5e-4 ...).
 
 A scheduler "epoch" is ``steps_per_epoch`` iterations; the official code
-uses ``floor(len(train_list) / (batch_size * n_gpus))``. With ``T`` the
-cycle length and ``W`` the warm-up length, both in iterations, the lr at
-position ``t = step mod T`` of cycle ``c = step // T`` is::
+uses ``floor(len(train_list) / (batch_size * n_gpus))``
+(:func:`official_steps_per_epoch`), counted over the whole training list,
+although a real epoch is shorter (at most 500 utterances per speaker, and
+utterances whose speaker is already in the batch are dropped): the LR
+cycle of 60 scheduler epochs lasts somewhat more than 60 real epochs.
+With ``T`` the cycle length and ``W`` the warm-up length, both in
+iterations, the lr at position ``t = step mod T`` of cycle
+``c = step // T`` is::
 
     peak = lr_max * gamma ** c
     t < W:  lr = lr_min + (peak - lr_min) * t / W
@@ -41,6 +46,41 @@ from speechbrain.utils.checkpoints import (
 from speechbrain.utils.logger import get_logger
 
 logger = get_logger(__name__)
+
+
+def official_steps_per_epoch(n_utterances, batch_size, world_size=1):
+    """Iterations per scheduler epoch as the official trainer counts them.
+
+    ``trainSpeakerNet.py`` sets ``number_iteration = len(train_dataset) //
+    (batch_size * torch.cuda.device_count())``: every utterance of the
+    training list counts, with no per-speaker cap.
+
+    Arguments
+    ---------
+    n_utterances : int
+        Utterances in the training list (all of them).
+    batch_size : int
+        Utterances per batch and process.
+    world_size : int
+        Number of processes (GPUs).
+
+    Returns
+    -------
+    int
+        The iterations per scheduler epoch.
+
+    Example
+    -------
+    >>> official_steps_per_epoch(1_240_651, 40, 4)
+    7754
+    """
+    steps = int(n_utterances) // (int(batch_size) * int(world_size))
+    if steps < 1:
+        raise ValueError(
+            f"{n_utterances} training utterances give no batch of "
+            f"{batch_size} x {world_size} processes"
+        )
+    return steps
 
 
 @register_checkpoint_hooks

@@ -145,7 +145,7 @@ def bench_data(paths, workers, batches, batch_size, save):
         threads=workers,
         seed=0,
     )
-    pipe = TrainingPipeline(aug, SpeedPerturbation(seed=0), seed=0)
+    pipe = TrainingPipeline(aug, SpeedPerturbation(seed=0), full_samples=48000)
     results = {}
 
     it = batches_of(1)

@@ -109,6 +109,8 @@ def train_log(out):
     """Per-epoch (epoch, optimiser steps, train loss) from train_log.txt."""
     rows = []
     for line in open(out / "train_log.txt"):
+        if line.startswith("protocol: "):  # what the run trains on
+            continue
         m = re.search(
             r"epoch: (\d+), lr: \S+, steps: (\d+) - train loss: ([\d.e+-]+),",
             line,

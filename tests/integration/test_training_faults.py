@@ -125,6 +125,8 @@ def epoch_counts(out, name):
     """Per-epoch value of ``train <name>`` in train_log.txt (last line)."""
     counts = {}
     for line in open(out / "train_log.txt"):
+        if line.startswith("protocol: "):  # what the run trains on
+            continue
         epoch = int(re.search(r"epoch: (\d+),", line)[1])
         counts[epoch] = int(re.search(rf"train {name}: (\d+)", line)[1])
     return counts

@@ -63,13 +63,18 @@ def _write_rirs(folder, delays):
 
 @pytest.fixture(scope="module")
 def white_sets(tmp_path_factory):
-    """Independent white-noise noise/music/speech sets and delta RIRs."""
+    """Independent white-noise noise/music/speech sets and delta RIRs.
+
+    With a negligible power floor (the official 1e-4 is the default), so
+    that the measured SNR is the drawn one.
+    """
     root = tmp_path_factory.mktemp("white")
     return {
         "noise_csv": _write_set(root / "noise", "noise", 4, 4.0, 0.05, 1),
         "music_csv": _write_set(root / "music", "music", 4, 4.0, 0.2, 2),
         "speech_csv": _write_set(root / "speech", "speech", 8, 4.0, 0.1, 3),
         "rir_csv": _write_rirs(root / "rirs", [0]),
+        "power_floor": 1e-8,
     }
 
 
@@ -244,44 +249,54 @@ def test_speed_draws_one_factor_per_batch():
     assert set(shapes) == {17600, 16000, 14400}
 
 
-def test_pipeline_short_crop_is_augmented_then_tiled():
+def test_pipeline_augments_each_crop_at_its_length_then_tiles():
     seen = []
 
     def spy(wavs, lengths):
-        seen.append(wavs.shape)
-        return wavs, lengths
+        seen.append((wavs.clone(), lengths.clone()))
+        return wavs * 2, lengths
 
-    pipe = TrainingPipeline(augment=spy, p_short=1.0, short_seconds=[0.05])
-    wavs = torch.arange(4 * 3200, dtype=torch.float32).reshape(4, 3200)
-    out, lengths = pipe(wavs, torch.ones(4))
-    crop = 800
-    assert seen == [torch.Size([4, crop])]
-    assert out.shape == wavs.shape and torch.equal(lengths, torch.ones(4))
-    for row in range(4):
-        segment = out[row, :crop]
-        start = int(segment[0].item()) - row * 3200
-        assert 0 <= start <= 3200 - crop
-        assert torch.equal(segment, wavs[row, start : start + crop])
-        assert torch.equal(out[row, crop : 2 * crop], segment)
+    pipe = TrainingPipeline(augment=spy, full_samples=3200)
+    counts = [3200, 800, 1900, 3200]
+    wavs = torch.zeros(4, 3200)
+    for row, n in enumerate(counts):
+        wavs[row, :n] = torch.arange(1, n + 1) + 10000 * row
+    lengths = torch.tensor(counts) / 3200
+    out, out_lengths = pipe(wavs, lengths)
+    # one call, on the crops at their own lengths (padding included)
+    assert len(seen) == 1 and torch.equal(seen[0][0], wavs)
+    assert torch.equal(seen[0][1], lengths)
+    assert out.shape == (4, 3200) and torch.equal(out_lengths, torch.ones(4))
+    assert pipe.last_counts.tolist() == counts
+    for row, n in enumerate(counts):
+        crop = 2 * wavs[row, :n]
+        reps = -(-3200 // n)
+        assert torch.equal(out[row], crop.repeat(reps)[:3200])
 
 
-def test_pipeline_full_crop_and_speed():
+def test_pipeline_tiles_to_the_full_length_and_changes_speed():
     pipe = TrainingPipeline(
-        augment=None, speed=SpeedPerturbation(speeds=[1.1]), p_short=0.0
+        augment=None, speed=SpeedPerturbation(speeds=[1.1]),
+        full_samples=48000,
     )
-    out, lengths = pipe(torch.randn(2, 48000), torch.ones(2))
-    assert out.shape == (2, 43520) and pipe.last_crop is None
+    wavs = torch.randn(2, 32000)  # both crops short (2.0 s)
+    out, lengths = pipe(wavs, torch.tensor([1.0, 0.5]))
+    assert out.shape == (2, 43520) and torch.equal(lengths, torch.ones(2))
+    full = TrainingPipeline(full_samples=48000)(wavs, torch.tensor([1, 0.5]))
+    assert torch.equal(full[0][1, :16000], wavs[1, :16000])
+    assert torch.equal(full[0][1, 16000:32000], wavs[1, :16000])
 
 
 def test_works_offline_with_synthetic_sets(synthetic_sets):
     aug = OfficialAugmentation(**synthetic_sets, clip_seconds=1.0, seed=7)
-    pipe = TrainingPipeline(
-        aug, SpeedPerturbation(), p_short=0.5, short_seconds=[0.5, 0.6], seed=7
-    )
+    pipe = TrainingPipeline(aug, SpeedPerturbation(), full_samples=16000)
     conditions = set()
     for _ in range(8):
         wavs = _speech_like(12, 16000)
-        out, lengths = pipe(wavs, torch.ones(12))
+        lengths = torch.tensor([1.0, 0.5, 0.6] * 4)
+        wavs[lengths < 1, 9600:] = 0.0
+        wavs[lengths == 0.5, 8000:] = 0.0
+        out, lengths = pipe(wavs, lengths)
         assert out.shape[0] == 12 and torch.isfinite(out).all()
         conditions |= {p["condition"] for p in aug.last_plan}
     assert conditions == set(CONDITIONS)

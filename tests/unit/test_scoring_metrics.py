@@ -163,7 +163,7 @@ def test_compute_metrics_combines_both():
     labels = np.r_[np.ones(len(pos), int), np.zeros(len(neg), int)]
     scores = np.r_[pos, neg]
     perm = np.random.default_rng(0).permutation(len(scores))
-    m = compute_metrics(labels[perm], scores[perm])
+    m = compute_metrics(labels[perm], scores[perm], rule="speechbrain")
     assert (m.eer, m.eer_threshold) == compute_eer(pos, neg)
     for p in (0.01, 0.05):
         assert (m.min_dcf[p], m.min_dcf_threshold[p]) == compute_min_dcf(
@@ -171,7 +171,9 @@ def test_compute_metrics_combines_both():
         )
     assert (m.n_target, m.n_nontarget) == (len(pos), len(neg))
     assert m.as_dict()["min_dcf@0.05"] == m.min_dcf[0.05]
-    m_bool = compute_metrics(torch.tensor(labels == 1), torch.tensor(scores))
+    m_bool = compute_metrics(
+        torch.tensor(labels == 1), torch.tensor(scores), rule="speechbrain"
+    )
     assert m_bool.eer == m.eer
 
 
