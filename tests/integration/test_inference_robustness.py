@@ -103,6 +103,15 @@ def test_empty_waveform_is_refused(tiny):
             tiny.encode_batch(wavs)
 
 
+def test_empty_batch_is_refused(tiny):
+    # A batch of no waveforms (e.g. an empty list stacked by a caller).
+    for wavs in (torch.zeros(0, RATE), torch.zeros(0, 0)):
+        with pytest.raises(ValueError, match="empty batch"):
+            tiny.encode_batch(wavs)
+    with pytest.raises(ValueError, match="empty batch"):
+        tiny.encode_batch(torch.zeros(0, RATE), torch.zeros(0))
+
+
 @pytest.mark.parametrize("rate", [16000, 8000, 44100])
 def test_empty_file_is_refused(tiny, ref_wav, tmp_path, rate):
     # At other rates SpeechBrain's resampler would fail with an unrelated
