@@ -36,10 +36,10 @@ import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-try:
-    import speechbrain_ext  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+# The package of this checkout, even when another copy is installed.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(_ROOT, "speechbrain_ext")):
+    sys.path.insert(0, _ROOT)
 
 from speechbrain_ext.scoring import extract, report, verify  # noqa: E402
 from speechbrain_ext.scoring.plots import plot_det  # noqa: E402

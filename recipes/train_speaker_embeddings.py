@@ -78,10 +78,10 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.logger import get_logger
 
-try:
-    import speechbrain_ext  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+# The package of this checkout, even when another copy is installed.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(_ROOT, "speechbrain_ext")):
+    sys.path.insert(0, _ROOT)
 
 from speechbrain_ext.augment.pipeline import (  # noqa: E402
     SpeedPerturbation,
