@@ -136,6 +136,9 @@ def prepare_data(hparams):
         "seed": hparams["prep_seed"],
         "sample_rate": hparams["sample_rate"],
         "workers": hparams["prep_workers"],
+        # Training's bad-audio policy, so a rerun never fails on one file.
+        "max_bad_file_fraction": hparams["max_bad_file_fraction"],
+        "bad_file_min_files": hparams["bad_file_min_files"],
     }
     if hparams["train_list"]:
         kwargs.update(

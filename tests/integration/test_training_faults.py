@@ -8,7 +8,8 @@ planted checkpoint files) or through the environment hooks of
 
 * bad audio files in ``train.csv`` (damaged after preparation, headers
   intact: NaN and Inf samples, zeroed FLAC frames, a garbage header, a
-  header claiming 8 kHz) are skipped, named and counted exactly per epoch,
+  header claiming 8 kHz, a WAV whose header promises more data than it
+  holds) are skipped, named and counted exactly per epoch,
   also through DataLoader workers; no batch is lost; too many stop the
   run with an error naming them;
 * non-finite steps are skipped and counted, and the weights stay finite;
@@ -215,6 +216,17 @@ def damage(path, kind):
             data[:4] = b"JUNK"
 
         reason = "unreadable"
+    elif kind == "truncated":
+
+        def change(data):
+            # The header promises twice the data the file holds, as after
+            # an interrupted download (size kept, so preparation is
+            # skipped); libsndfile reads the frames present, silently.
+            pos = data.index(b"data", 12)
+            size = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+            data[pos + 4 : pos + 8] = struct.pack("<I", 2 * size)
+
+        reason = "truncated: its header announces"
     else:  # header_says_8k
 
         def change(data):
@@ -229,7 +241,14 @@ def damage(path, kind):
     return reason
 
 
-KINDS = ("nan", "inf", "zeroed_flac", "garbage_header", "header_says_8k")
+KINDS = (
+    "nan",
+    "inf",
+    "zeroed_flac",
+    "garbage_header",
+    "header_says_8k",
+    "truncated",
+)
 
 
 def drawn_indices(speakers, epoch, replicas=1):
