@@ -99,6 +99,7 @@ from speechbrain_ext.data.samplers import (  # noqa: E402
     SpeakerBalancedBatchSampler,
 )
 from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
+from speechbrain_ext.run_lock import FolderLock  # noqa: E402
 from speechbrain_ext.training.brain import (  # noqa: E402
     SpeakerBrain,
     cleanup_distributed,
@@ -485,12 +486,22 @@ def main(argv=None):
     try:
         with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)
-        sb.create_experiment_directory(
-            experiment_directory=hparams["output_folder"],
-            hyperparams_to_save=hparams_file,
-            overrides=overrides,
+        # One run per output folder (rank 0 holds the lock; a second run
+        # stops here, before it writes anything).
+        lock = FolderLock(
+            hparams["output_folder"], "training output folder",
+            "--output_folder",
         )
-        train(hparams, run_opts)
+        run_on_main_and_share(lock.acquire)
+        try:
+            sb.create_experiment_directory(
+                experiment_directory=hparams["output_folder"],
+                hyperparams_to_save=hparams_file,
+                overrides=overrides,
+            )
+            train(hparams, run_opts)
+        finally:
+            lock.release()
     finally:
         cleanup_distributed()
 

@@ -446,7 +446,12 @@ def test_kill_inside_checkpoint_save_resumes_from_previous(
     )
     assert f"Checkpoint {partial} is incomplete" in resumed
     assert f"Loading a checkpoint from {previous}" in resumed
-    assert (out / "save" / f"incomplete-{partial.name}").is_dir()
+    # Set aside for inspection, then removed once a checkpoint completed.
+    assert (
+        "Removed 1 incomplete checkpoint folder(s) set aside earlier, now "
+        f"that a new checkpoint is complete: incomplete-{partial.name}"
+    ) in resumed
+    assert not list((out / "save").glob("incomplete*"))
     assert all(
         SafeCheckpointer.is_complete(p) for p in (out / "save").glob("CKPT+*")
     )
@@ -617,3 +622,33 @@ def test_planted_pickle_is_refused_on_recovery(run_ref, tmp_path):
     assert code != 0
     assert f"Refused to load checkpoint file {target}" in text
     assert not flag.exists()
+
+
+# ---------------------------------------------------------------------------
+# 8. Two runs on one output folder
+# ---------------------------------------------------------------------------
+def test_second_run_on_the_same_output_folder_is_refused(corpus, tmp_path):
+    from speechbrain_ext.run_lock import LOCK_FILE
+
+    out = tmp_path / "out"
+    cmd = recipe(*args(corpus, out, f"--number_of_epochs={EPOCHS}"))
+    first = start(cmd, tmp_path / "first.txt")
+    deadline = time.time() + TIMEOUT
+    while not (out / LOCK_FILE).exists() and first.poll() is None:
+        assert time.time() < deadline, "the first run never took the lock"
+        time.sleep(0.05)
+    code, text, _, _ = run_recipe(cmd, tmp_path / "second.txt", ok=False)
+    assert first.poll() is None, "the first run ended too early for the test"
+    assert code != 0
+    assert (
+        f"FolderLockedError: The training output folder {out} is in use by "
+        f"another run (PID {first.pid} on this machine"
+    ) in text
+    assert f"If that run is over, delete {out / LOCK_FILE}" in text
+    code, _, _, _ = wait(first, tmp_path / "first.txt")
+    assert code == 0, open(tmp_path / "first.txt").read()[-3000:]
+    # The first run was not disturbed: every epoch once, lock released.
+    assert [row[0] for row in train_log(out)] == list(range(1, EPOCHS + 1))
+    assert not (out / LOCK_FILE).exists()
+    assert (out / "pretrained" / "embedding_model.ckpt").is_file()
+
