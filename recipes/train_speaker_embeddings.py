@@ -88,6 +88,7 @@ from speechbrain_ext.augment.pipeline import (  # noqa: E402
     TrainingPipeline,
 )
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
+from speechbrain_ext.data.item_seeds import SeededItems  # noqa: E402
 from speechbrain_ext.data.prepare import prepare_voxceleb_train  # noqa: E402
 from speechbrain_ext.data.safe_audio import (  # noqa: E402
     FaultTolerantCollate,
@@ -112,6 +113,9 @@ from speechbrain_ext.training.export import (  # noqa: E402
     export_pretrained,
     read_labels,
     write_model_kwargs,
+)
+from speechbrain_ext.training.random_state import (  # noqa: E402
+    GlobalRandomState,
 )
 
 logger = get_logger(__name__)
@@ -401,17 +405,25 @@ def make_loaders(hparams, train_data, valid_data, pin_memory=False):
     )
     workers = hparams["num_workers"]
     speakers = [train_data.data[i]["spk_id"] for i in train_data.data_ids]
+    # Crops drawn per (seed, epoch, item), whichever worker reads the item
+    # (exact resume); loaders with their own generators leave torch's
+    # global one alone.
     train_loader = SaveableDataLoader(
-        SkipBadFiles(
-            train_data,
-            groups=speakers,
-            max_tries=hparams.get("bad_file_replacements", 5),
+        SeededItems(
+            SkipBadFiles(
+                train_data,
+                groups=speakers,
+                max_tries=hparams.get("bad_file_replacements", 5),
+            ),
+            seed=hparams["seed"],
+            epochs=sampler,
         ),
         batch_sampler=sampler,
         collate_fn=FaultTolerantCollate(),
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=False,
+        generator=torch.Generator().manual_seed(hparams["seed"]),
     )
     valid_loader = None
     if valid_data is not None:
@@ -427,6 +439,7 @@ def make_loaders(hparams, train_data, valid_data, pin_memory=False):
             collate_fn=FaultTolerantCollate(),
             num_workers=workers,
             pin_memory=pin_memory,
+            generator=torch.Generator().manual_seed(hparams["seed"]),
         )
     return train_loader, sampler, valid_loader
 
@@ -554,6 +567,14 @@ def train(hparams, run_opts):
     checkpointer.add_recoverable("lr_scheduler", hparams["lr_scheduler"])
     checkpointer.add_recoverable("train_sampler", sampler)
     checkpointer.add_recoverable("train_loader", train_loader)
+    # Every random stream, so that a resume repeats the uninterrupted run
+    # (optional: checkpoints of earlier versions lack them).
+    checkpointer.add_recoverable(
+        "train_pipeline", hparams["train_pipeline"], optional_load=True
+    )
+    checkpointer.add_recoverable(
+        "random_state", GlobalRandomState(), optional_load=True
+    )
 
     brain = SpeakerBrain(
         modules=hparams["modules"],

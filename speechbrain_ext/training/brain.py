@@ -97,6 +97,7 @@ from speechbrain_ext.training.checkpoint_faults import (
     damage_message,
     save_failure_message,
 )
+from speechbrain_ext.training.train_log import mark_resume
 
 logger = get_logger(__name__)
 
@@ -1253,6 +1254,37 @@ class SpeakerBrain(sb.core.Brain):
         """
         self.valid_enabled = valid_set is not None
         return super().fit(epoch_counter, train_set, valid_set, **kwargs)
+
+    def on_fit_start(self):
+        """``Brain.on_fit_start``; then marks a resume in the train log.
+
+        The train-log lines of epochs that are redone (logged before an
+        interruption, but not checkpointed) become comments, and a comment
+        names the checkpoint resumed from
+        (:func:`~speechbrain_ext.training.train_log.mark_resume`).
+
+        Returns
+        -------
+        None
+        """
+        super().on_fit_start()
+        logger_ = getattr(self.hparams, "train_logger", None)
+        log_file = getattr(logger_, "save_file", None)
+        if log_file is None or not if_main_process():
+            return
+        ckpt = getattr(self.checkpointer, "last_recovered", None)
+        counter = getattr(self.hparams, "epoch_counter", None)
+        epoch = int(getattr(counter, "current", 0)) if ckpt else 0
+        end_of_epoch = bool(ckpt.meta.get("end-of-epoch")) if ckpt else True
+        limit = getattr(counter, "limit", None)
+        mark_resume(
+            log_file,
+            epoch=epoch,
+            end_of_epoch=end_of_epoch,
+            checkpoint=ckpt.path.name if ckpt else None,
+            step=int(self.optimizer_step),
+            finished=end_of_epoch and limit is not None and epoch >= limit,
+        )
 
     def on_stage_start(self, stage, epoch=None):
         """Resets (or restores, after an intra-epoch resume) the sums.

@@ -126,6 +126,8 @@ def epoch_counts(out, name):
     """Per-epoch value of ``train <name>`` in train_log.txt (last line)."""
     counts = {}
     for line in open(out / "train_log.txt"):
+        if line.startswith("#"):  # a resume or an abandoned attempt
+            continue
         epoch = int(re.search(r"epoch: (\d+),", line)[1])
         counts[epoch] = int(re.search(rf"train {name}: (\d+)", line)[1])
     return counts
@@ -141,6 +143,32 @@ def assert_finite_checkpoint(save):
         for key, value in state.items():
             if value.is_floating_point():
                 assert torch.isfinite(value).all(), f"{name}.{key}"
+
+
+def assert_same_run(out, reference):
+    """The run in ``out`` equals ``reference`` exactly: the same loss and
+    error in every epoch's (last) log line and bit-identical weights."""
+    assert train_log(out) == train_log(reference)
+    digests = "weight_digests_rank0.json"
+    assert json.load(open(out / digests)) == json.load(
+        open(reference / digests)
+    )
+    valid = {}
+    for folder in (out, reference):
+        lines = [
+            line for line in open(folder / "train_log.txt")
+            if not line.startswith("#")
+        ]
+        valid[folder] = {
+            int(re.search(r"epoch: (\d+),", x)[1]): without_times(x)
+            for x in lines
+        }
+    assert valid[out] == valid[reference]
+
+
+def without_times(line):
+    """A train-log line without its wall-clock fields."""
+    return re.sub(r",? ?\b(train|valid) minutes: [0-9.e+-]+", "", line)
 
 
 def copy_prepared(src_save, out):
@@ -160,6 +188,7 @@ def run_ref(corpus, tmp_path_factory):
             out,
             f"--number_of_epochs={EPOCHS}",
             "--ckpt_interval_steps=3",
+            "--num_workers=2",
         )
     )
     _, _, seconds, _ = run_recipe(cmd, out.parent / "stdout.txt")
@@ -422,6 +451,7 @@ def test_kill_inside_checkpoint_save_resumes_from_previous(
             out,
             f"--number_of_epochs={EPOCHS}",
             "--ckpt_interval_steps=3",
+            "--num_workers=2",
         )
     )
     code, text, _, _ = run_recipe(
@@ -456,6 +486,7 @@ def test_kill_inside_checkpoint_save_resumes_from_previous(
         SafeCheckpointer.is_complete(p) for p in (out / "save").glob("CKPT+*")
     )
     assert counters(out / "save") == counters(run_ref["out"] / "save")
+    assert_same_run(out, run_ref["out"])
     print(
         f"\nRECOVERY kill in save: resumed (checkpoint loaded) after "
         f"{seen['Loading a checkpoint from']:.1f} s, rest of the run "
@@ -491,6 +522,7 @@ def test_resume_after_kill_at_random_moment(corpus, run_ref, tmp_path, seed):
     assert final == counters(run_ref["out"] / "save")
     assert final["optimizer_step"] == expected_steps(out / "save", EPOCHS)
     assert (out / "pretrained" / "embedding_model.ckpt").is_file()
+    assert_same_run(out, run_ref["out"])
     how = "resumed" if "Loading a checkpoint from" in resumed else "restarted"
     print(
         f"\nRECOVERY random kill (seed {seed}) at {delay:.1f} s: {how}, "
@@ -651,4 +683,44 @@ def test_second_run_on_the_same_output_folder_is_refused(corpus, tmp_path):
     assert [row[0] for row in train_log(out)] == list(range(1, EPOCHS + 1))
     assert not (out / LOCK_FILE).exists()
     assert (out / "pretrained" / "embedding_model.ckpt").is_file()
+
+
+# ---------------------------------------------------------------------------
+# 9. Killed after an epoch's log line, before its checkpoint completed
+# ---------------------------------------------------------------------------
+def test_redone_epoch_is_marked_in_the_log_and_resume_is_exact(
+    corpus, run_ref, tmp_path
+):
+    out = tmp_path / "out"
+    # Only end-of-epoch checkpoints; the second save is epoch 2's, made
+    # after its line was logged.
+    cmd = recipe(
+        *args(
+            corpus,
+            out,
+            f"--number_of_epochs={EPOCHS}",
+            "--ckpt_interval_minutes=0",
+            "--num_workers=2",
+        )
+    )
+    code, text, _, _ = run_recipe(
+        cmd,
+        tmp_path / "killed.txt",
+        extra_env={faults.ENV_KILL_IN_SAVE: "2"},
+        ok=False,
+    )
+    assert code == -signal.SIGKILL, text[-3000:]
+    logged = (out / "train_log.txt").read_text().splitlines()
+    assert [int(re.search(r"epoch: (\d+),", x)[1]) for x in logged] == [1, 2]
+    run_recipe(cmd, tmp_path / "resumed.txt")
+    lines = (out / "train_log.txt").read_text().splitlines()
+    assert lines[0] == logged[0]
+    assert lines[1] == "# abandoned attempt: " + logged[1]
+    assert lines[2].startswith("# resumed ") and "(end of epoch 1," in lines[2]
+    assert lines[3].startswith("epoch: 2,") and len(lines) == 4
+    # The redone epoch is the abandoned one to the digit (exact resume),
+    # and the whole run equals the uninterrupted reference (whose
+    # intra-epoch checkpoints change nothing either).
+    assert without_times(lines[3]) == without_times(logged[1])
+    assert_same_run(out, run_ref["out"])
 
