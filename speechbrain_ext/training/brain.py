@@ -1276,6 +1276,9 @@ class SpeakerBrain(sb.core.Brain):
         counter = getattr(self.hparams, "epoch_counter", None)
         epoch = int(getattr(counter, "current", 0)) if ckpt else 0
         end_of_epoch = bool(ckpt.meta.get("end-of-epoch")) if ckpt else True
+        if not end_of_epoch:
+            # EpochCounter restores "epoch - 1" to repeat the epoch saved in.
+            epoch += 1
         limit = getattr(counter, "limit", None)
         mark_resume(
             log_file,

@@ -40,9 +40,11 @@ TIMEOUT = 300
 
 
 def recipe_args(corpus, out, *extra):
-    """The recipe's hparams file and overrides for a tiny CPU run."""
+    """The recipe's hparams file and overrides for a tiny CPU run
+    (``extra`` options replace the defaults of the same name)."""
     model = json.dumps(TINY_KWARGS).replace('"', "")
-    return [
+    names = {a.split("=")[0] for a in extra}
+    base = [
         str(HPARAMS),
         f"--data_folder={corpus['root']}",
         f"--musan_folder={corpus['musan_dir']}",
@@ -69,8 +71,8 @@ def recipe_args(corpus, out, *extra):
         "--lr_cycle_epochs=50",
         "--augment_threads=1",
         "--write_weight_digests=True",
-        *extra,
     ]
+    return [a for a in base if a.split("=")[0] not in names] + list(extra)
 
 
 def env():
