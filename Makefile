@@ -1,10 +1,11 @@
-# Everything a fresh clone needs: `make demo` and `make test` create .venv
-# and install the pinned requirements on first use.
+# Everything a fresh clone needs: `make demo` and `make test` create .venv,
+# install the pinned requirements and this package (editable) on first use.
 
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PKG_STAMP := $(VENV)/.installed-package
 
 .PHONY: install test lint unit demo bench gpu-check gpu-pack clean-venv
 
@@ -15,21 +16,34 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-official.txt
 	$(VPY) -m pip install -q --no-deps -r requirements-official.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+# The package itself, editable, so that scripts and pretrained folders
+# load from any working directory. A .venv that is a symbolic link is an
+# environment shared with other checkouts: installing this one there would
+# point the others at it, so it is left alone (recipes and tests use the
+# checkout they run from either way).
+$(PKG_STAMP): pyproject.toml $(STAMP)
+	@if [ -L $(VENV) ]; then \
+		echo "$(VENV) is a link to a shared environment: not installing" \
+			"this checkout into it"; \
+	else \
+		$(VPY) -m pip install -q --no-deps -e . && touch $(PKG_STAMP); \
+	fi
 
-lint: $(STAMP)
+install: $(STAMP) $(PKG_STAMP)
+
+lint: install
 	$(VPY) -m ruff check .
 	$(VPY) -m yamllint -s hparams
 
-unit: $(STAMP)
+unit: install
 	$(VPY) -m pytest
 
 test: lint unit
 
-demo: $(STAMP)
+demo: install
 	$(VPY) recipes/demo.py
 
-bench: $(STAMP)
+bench: install
 	$(VPY) tests/benchmarks/bench_lobe.py
 
 # GPU readiness check (tests/gpu/gpu_check.py); not part of `make test`.

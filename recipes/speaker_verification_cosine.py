@@ -36,10 +36,10 @@ import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-try:
-    import speechbrain_ext  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+# The package of this checkout, even when another copy is installed.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(_ROOT, "speechbrain_ext")):
+    sys.path.insert(0, _ROOT)
 
 from speechbrain_ext.scoring import extract, report, verify  # noqa: E402
 from speechbrain_ext.scoring.plots import plot_det  # noqa: E402
@@ -165,22 +165,25 @@ def compute_embeddings(hparams, inputs, run_opts, folder):
     key = extract.cache_key(
         checkpoint, config, inputs["views"], hparams["sample_rate"], precision
     )
+    # One run at a time per cache (a second one stops, naming the first).
     cache = extract.EmbeddingCache(
         hparams["cache_folder"], key,
         info={"pretrained": folder, "conditions": inputs["views"]},
+        lock=True,
     )
     embedder = extract.BatchedEmbedder(
         model, device, hparams["batch_size"], hparams["max_batch_seconds"],
         hparams["sample_rate"], precision,
     )
     start = time.time()
-    embeddings = extract.extract_embeddings(
-        embedder, cache, inputs["needs"], inputs["lengths"],
-        inputs["stamps"], hparams["flush_every_batches"],
-        hparams["flush_every_seconds"], hparams["num_workers"],
-        progress=not run_opts["noprogressbar"],
-    )
-    cache.compact()
+    with cache:
+        embeddings = extract.extract_embeddings(
+            embedder, cache, inputs["needs"], inputs["lengths"],
+            inputs["stamps"], hparams["flush_every_batches"],
+            hparams["flush_every_seconds"], hparams["num_workers"],
+            progress=not run_opts["noprogressbar"],
+        )
+        cache.compact()
     logger.info(
         "Embeddings ready in %.1f s (%d forward passes, cache %s)",
         time.time() - start, embedder.forward_calls, cache.folder,

@@ -84,10 +84,10 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
-try:
-    import speechbrain_ext  # noqa: F401
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+# The package of this checkout, even when another copy is installed.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(_ROOT, "speechbrain_ext")):
+    sys.path.insert(0, _ROOT)
 
 from speechbrain_ext.augment.pipeline import (  # noqa: E402
     SpeedPerturbation,
@@ -95,6 +95,7 @@ from speechbrain_ext.augment.pipeline import (  # noqa: E402
 )
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
 from speechbrain_ext.data.crops import TrainingCrops  # noqa: E402
+from speechbrain_ext.data.item_seeds import SeededItems  # noqa: E402
 from speechbrain_ext.data.prepare import prepare_voxceleb_train  # noqa: E402
 from speechbrain_ext.data.safe_audio import (  # noqa: E402
     FaultTolerantCollate,
@@ -110,6 +111,7 @@ from speechbrain_ext.data.trial_lists import (  # noqa: E402
     find_trial_lists,
 )
 from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
+from speechbrain_ext.run_lock import FolderLock  # noqa: E402
 from speechbrain_ext.training.brain import (  # noqa: E402
     SpeakerBrain,
     cleanup_distributed,
@@ -122,6 +124,9 @@ from speechbrain_ext.training.export import (  # noqa: E402
     export_pretrained,
     read_labels,
     write_model_kwargs,
+)
+from speechbrain_ext.training.random_state import (  # noqa: E402
+    GlobalRandomState,
 )
 from speechbrain_ext.training.schedulers import (  # noqa: E402
     official_steps_per_epoch,
@@ -196,6 +201,9 @@ def prepare_data(hparams, trial_lists):
         "seed": hparams["prep_seed"],
         "sample_rate": hparams["sample_rate"],
         "workers": hparams["prep_workers"],
+        # Training's bad-audio policy, so a rerun never fails on one file.
+        "max_bad_file_fraction": hparams["max_bad_file_fraction"],
+        "bad_file_min_files": hparams["bad_file_min_files"],
     }
     if hparams["train_list"]:
         kwargs.update(
@@ -468,17 +476,25 @@ def make_loaders(hparams, train_data, valid_data, pin_memory=False):
     )
     workers = hparams["num_workers"]
     speakers = [train_data.data[i]["spk_id"] for i in train_data.data_ids]
+    # Crops drawn per (seed, epoch, item), whichever worker reads the item
+    # (exact resume); loaders with their own generators leave torch's
+    # global one alone.
     train_loader = SaveableDataLoader(
-        SkipBadFiles(
-            train_data,
-            groups=speakers,
-            max_tries=hparams.get("bad_file_replacements", 5),
+        SeededItems(
+            SkipBadFiles(
+                train_data,
+                groups=speakers,
+                max_tries=hparams.get("bad_file_replacements", 5),
+            ),
+            seed=hparams["seed"],
+            epochs=sampler,
         ),
         batch_sampler=sampler,
         collate_fn=FaultTolerantCollate(),
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=False,
+        generator=torch.Generator().manual_seed(hparams["seed"]),
     )
     valid_loader = None
     if valid_data is not None:
@@ -494,6 +510,7 @@ def make_loaders(hparams, train_data, valid_data, pin_memory=False):
             collate_fn=FaultTolerantCollate(),
             num_workers=workers,
             pin_memory=pin_memory,
+            generator=torch.Generator().manual_seed(hparams["seed"]),
         )
     return train_loader, sampler, valid_loader
 
@@ -631,12 +648,22 @@ def main(argv=None):
     try:
         with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)
-        sb.create_experiment_directory(
-            experiment_directory=hparams["output_folder"],
-            hyperparams_to_save=hparams_file,
-            overrides=overrides,
+        # One run per output folder (rank 0 holds the lock; a second run
+        # stops here, before it writes anything).
+        lock = FolderLock(
+            hparams["output_folder"], "training output folder",
+            "--output_folder",
         )
-        train(hparams, run_opts)
+        run_on_main_and_share(lock.acquire)
+        try:
+            sb.create_experiment_directory(
+                experiment_directory=hparams["output_folder"],
+                hyperparams_to_save=hparams_file,
+                overrides=overrides,
+            )
+            train(hparams, run_opts)
+        finally:
+            lock.release()
     finally:
         cleanup_distributed()
 
@@ -721,6 +748,14 @@ def train(hparams, run_opts):
     checkpointer.add_recoverable("lr_scheduler", hparams["lr_scheduler"])
     checkpointer.add_recoverable("train_sampler", sampler)
     checkpointer.add_recoverable("train_loader", train_loader)
+    # Every random stream, so that a resume repeats the uninterrupted run
+    # (optional: checkpoints of earlier versions lack them).
+    checkpointer.add_recoverable(
+        "train_pipeline", hparams["train_pipeline"], optional_load=True
+    )
+    checkpointer.add_recoverable(
+        "random_state", GlobalRandomState(), optional_load=True
+    )
 
     brain = SpeakerBrain(
         modules=hparams["modules"],

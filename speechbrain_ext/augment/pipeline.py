@@ -50,8 +50,11 @@ between devices except the noise clips, which go host to device.
 Randomness comes from numpy generators seeded from ``seed`` (default:
 ``torch.initial_seed()``, which ``speechbrain.utils.seed_everything``
 sets) and the DDP rank, so ranks augment differently and a run is
-reproducible given its seed. The generators are not checkpointed: a
-resumed run draws different (equally distributed) augmentations.
+reproducible given its seed. :class:`TrainingPipeline` is a checkpoint
+recoverable holding the state of all of them (including the clips a
+:class:`ClipBank` has already drawn for read-ahead), so a resumed run
+draws exactly the augmentations of the uninterrupted one (see
+:mod:`speechbrain_ext.training.random_state`).
 
 Authors
  * MR-RawNet SpeechBrain recipe contributors
@@ -60,6 +63,7 @@ Authors
 import collections
 import concurrent.futures
 import csv
+import json
 import logging
 import math
 import os
@@ -68,9 +72,18 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
 from torch import nn
 
 from speechbrain_ext.data.crops import read_crop
+from speechbrain_ext.training.random_state import (
+    generator_state,
+    restore_generator,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -252,6 +265,7 @@ class ClipBank:
         )
         self.executor = executor
         self._pending = collections.deque()
+        self._drawn = collections.deque()  # (path, seed) of each pending
         self._order = collections.deque()
         self._demand = 0.0
 
@@ -260,7 +274,47 @@ class ClipBank:
         state = dict(self.__dict__)
         state["executor"] = None
         state["_pending"] = collections.deque()
+        state["_drawn"] = collections.deque()
         return state
+
+    def random_state(self):
+        """Everything that decides the next clips, as JSON-able data.
+
+        Returns
+        -------
+        dict
+            The generator, the rest of the current file permutation, the
+            clips drawn but not yet taken, the demand estimate and the
+            files left out.
+        """
+        return {
+            "rng": generator_state(self.rng),
+            "order": list(self._order),
+            "drawn": [list(d) for d in self._drawn],
+            "demand": self._demand,
+            "bad_files": dict(self.bad_files),
+        }
+
+    def set_random_state(self, state):
+        """Restores :meth:`random_state`; the drawn clips are read again.
+
+        Arguments
+        ---------
+        state : dict
+            From :meth:`random_state`.
+
+        Returns
+        -------
+        None
+        """
+        self.rng = restore_generator(state["rng"])
+        self._order = collections.deque(int(i) for i in state["order"])
+        self._demand = float(state["demand"])
+        self.bad_files = dict(state["bad_files"])
+        self._pending = collections.deque()
+        self._drawn = collections.deque()
+        for path, seed in state["drawn"]:
+            self._start(path, int(seed))
 
     def _read(self, path, seed):
         """Reads one clip (runs in a worker thread)."""
@@ -297,6 +351,10 @@ class ClipBank:
             if path not in self.bad_files:
                 break
         seed = int(self.rng.integers(2**31))
+        self._start(path, seed)
+
+    def _start(self, path, seed):
+        """Starts (or runs) the read of a drawn clip."""
         if self.executor is None:
             future = concurrent.futures.Future()
             try:
@@ -306,6 +364,7 @@ class ClipBank:
         else:
             future = self.executor.submit(self._read, path, seed)
         self._pending.append(future)
+        self._drawn.append((path, seed))
 
     def _drop(self, err):
         """Leaves a bad file out, or gives up when too many are bad."""
@@ -345,6 +404,7 @@ class ClipBank:
         while len(clips) < n:
             while len(self._pending) < n - len(clips):
                 self._submit()
+            self._drawn.popleft()
             try:
                 clips.append(self._pending.popleft().result())
             except AugmentationFileError as err:
@@ -536,6 +596,38 @@ class OfficialAugmentation(nn.Module):
                 max_samples=self.rir_max_samples if whole else None,
                 max_bad_fraction=self.max_bad_fraction,
             )
+
+    def random_state(self):
+        """The state of the condition generator and of every clip bank.
+
+        Returns
+        -------
+        dict
+            JSON-able; see :meth:`set_random_state`.
+        """
+        banks = None
+        if self._banks is not None:
+            banks = {k: b.random_state() for k, b in self._banks.items()}
+        return {"rng": generator_state(self._rng), "banks": banks}
+
+    def set_random_state(self, state):
+        """Restores :meth:`random_state` (setting the banks up if needed).
+
+        Arguments
+        ---------
+        state : dict
+            From :meth:`random_state`.
+
+        Returns
+        -------
+        None
+        """
+        if state["banks"] is not None:
+            if self._banks is None:
+                self._setup()
+            for name, bank_state in state["banks"].items():
+                self._banks[name].set_random_state(bank_state)
+        self._rng = restore_generator(state["rng"])
 
     def close(self):
         """Stops the read-ahead threads (the module stays usable).
@@ -803,6 +895,7 @@ class SpeedPerturbation(nn.Module):
         return out[:, :n_keep], new_lengths
 
 
+@register_checkpoint_hooks
 class TrainingPipeline(nn.Module):
     """Augmentation of per-utterance crops, tiling back, speed change.
 
@@ -875,6 +968,67 @@ class TrainingPipeline(nn.Module):
         if self.speed is not None:
             wavs, lengths = self.speed(wavs, lengths)
         return wavs, lengths
+
+    def random_state(self):
+        """State of every random draw of the pipeline (JSON-able).
+
+        Returns
+        -------
+        dict
+            The speed and augmentation generators (and clip banks). The
+            crops are drawn where the items are read, with seeds of their
+            own (:class:`~speechbrain_ext.data.item_seeds.SeededItems`).
+
+        Example
+        -------
+        >>> pipe = TrainingPipeline(speed=SpeedPerturbation())
+        >>> _ = pipe(torch.randn(2, 32000), torch.ones(2))
+        >>> state = pipe.random_state()
+        >>> a = pipe(torch.ones(2, 32000), torch.ones(2))[0]
+        >>> pipe.set_random_state(state)
+        >>> torch.equal(a, pipe(torch.ones(2, 32000), torch.ones(2))[0])
+        True
+        """
+        return {
+            "rank": int(os.environ.get("RANK", 0)),
+            "speed": None
+            if self.speed is None
+            else generator_state(self.speed._rng),
+            "augment": None
+            if self.augment is None
+            else self.augment.random_state(),
+        }
+
+    def set_random_state(self, state):
+        """Restores :meth:`random_state`.
+
+        Arguments
+        ---------
+        state : dict
+            From :meth:`random_state`.
+
+        Returns
+        -------
+        None
+        """
+        if self.speed is not None and state.get("speed") is not None:
+            self.speed._rng = restore_generator(state["speed"])
+        if self.augment is not None and state.get("augment") is not None:
+            self.augment.set_random_state(state["augment"])
+
+    @mark_as_saver
+    def _save_random_state(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.random_state(), f)
+
+    @mark_as_loader
+    def _load_random_state(self, path, end_of_epoch=False):
+        del end_of_epoch
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        # Another rank's streams are not this rank's (see random_state.py).
+        if state.get("rank", 0) == int(os.environ.get("RANK", 0)):
+            self.set_random_state(state)
 
     @staticmethod
     def _tile_back(crops, counts, n_samples):

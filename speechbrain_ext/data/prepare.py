@@ -42,6 +42,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from speechbrain_ext.atomic_files import atomic_write, atomic_write_text
+from speechbrain_ext.data.wav_header import truncation_reason, wav_truncation
 
 logger = logging.getLogger(__name__)
 
@@ -206,12 +207,20 @@ def _sorted_dirs(path):
 
 
 def _header(path):
-    """Reads (frames, samplerate, channels) or the error text of a file."""
+    """Reads (frames, samplerate, channels) or the error text of a file.
+
+    A WAV file holding fewer frames than its header announces (libsndfile
+    reports the shorter length without a word) is an error too.
+    """
     try:
         with sf.SoundFile(path) as f:
-            return f.frames, f.samplerate, f.channels
+            header = f.frames, f.samplerate, f.channels
+        cut = wav_truncation(path)
     except Exception as err:  # noqa: BLE001 - reported to the caller
         return str(err)
+    if cut is not None:
+        return truncation_reason(*cut)
+    return header
 
 
 def _header_chunk(paths):
@@ -220,11 +229,12 @@ def _header_chunk(paths):
 
 
 def read_audio_headers(paths, workers=8, desc="Reading audio headers",
-                       progress=True):
+                       progress=True, skip_bad=False):
     """Reads frames and sample rate from audio headers, in parallel.
 
     Only the header is read (``soundfile.SoundFile(path).frames``), never the
-    samples. Threads are used as header reads are I/O bound.
+    samples. Threads are used as header reads are I/O bound. A WAV file
+    that holds fewer frames than its header announces is unreadable here.
 
     Arguments
     ---------
@@ -236,6 +246,9 @@ def read_audio_headers(paths, workers=8, desc="Reading audio headers",
         Label of the tqdm progress bar.
     progress : bool
         Show the progress bar.
+    skip_bad : bool
+        Return the reason (a string) in place of the header of a missing
+        or unreadable file instead of raising.
 
     Returns
     -------
@@ -245,7 +258,8 @@ def read_audio_headers(paths, workers=8, desc="Reading audio headers",
     Raises
     ------
     PreparationError
-        If a file is missing or unreadable (first few listed, with count).
+        If a file is missing or unreadable (first few listed, with count),
+        unless ``skip_bad``.
 
     Example
     -------
@@ -270,6 +284,11 @@ def read_audio_headers(paths, workers=8, desc="Reading audio headers",
             results.extend(part)
             bar.update(len(part))
     bar.close()
+    if skip_bad:
+        return [
+            r if not isinstance(r, str) or os.path.exists(p) else "missing"
+            for p, r in zip(paths, results, strict=True)
+        ]
     pairs = zip(paths, results, strict=True)
     bad = [(p, r) for p, r in pairs if isinstance(r, str)]
     if bad:
@@ -623,26 +642,23 @@ def _as_list(value):
 
 
 def _list_train_entries(data_folders, train_list, wav_root):
-    """Collects (spk, rel, abs, size, mtime) entries and their fingerprint."""
-    entries, inputs = [], {}
+    """Collects (spk, rel, abs, size, mtime) entries and their fingerprint.
+
+    Also returns the ``(spk, path)`` of the train list's missing files.
+    """
+    entries, inputs, missing = [], {}, []
     if train_list is not None:
         if wav_root is None:
             raise PreparationError("train_list needs wav_root")
         root = resolve_wav_dir(wav_root)
-        missing = []
         for spk, rel in read_train_list(train_list):
             path = os.path.join(root, rel)
             try:
                 st = os.stat(path)
             except OSError:
-                missing.append(path)
+                missing.append((spk, path))
                 continue
             entries.append((spk, rel, path, st.st_size, st.st_mtime_ns))
-        if missing:
-            raise PreparationError(
-                f"{len(missing)} file(s) of train list {train_list} missing "
-                f"under {root}: {_listing(missing)}"
-            )
         inputs["train_list"] = {
             "path": os.path.abspath(train_list),
             "sha1": file_digest(train_list),
@@ -662,7 +678,36 @@ def _list_train_entries(data_folders, train_list, wav_root):
                     "tree": tree_fingerprint(scanned),
                 }
             )
-    return entries, inputs
+    return entries, inputs, missing
+
+
+def _check_bad_files(bad, total, max_fraction, min_files, where):
+    """Warns about bad files, or raises when there are too many.
+
+    The rule of training's
+    :class:`~speechbrain_ext.data.safe_audio.BadFileTracker`: at most
+    ``max_fraction`` of the files, counted from at least ``min_files``.
+    """
+    if not bad:
+        return
+    listing = _listing(f"{p} ({reason})" for p, reason in bad)
+    if len(bad) > max_fraction * max(total, min_files):
+        raise PreparationError(
+            f"{len(bad)} file(s) of the {total} {where} are missing or "
+            f"unusable, more than max_bad_file_fraction={max_fraction:g} "
+            f"(counted from at least bad_file_min_files={min_files}): "
+            f"{listing}. Fix or remove them, or raise "
+            "--max_bad_file_fraction."
+        )
+    logger.warning(
+        "Left out %d missing or unusable file(s) of the %d %s (within "
+        "max_bad_file_fraction=%g): %s",
+        len(bad),
+        total,
+        where,
+        max_fraction,
+        listing,
+    )
 
 
 def _split_valid(rows, valid_ratio, seed):
@@ -703,14 +748,23 @@ def prepare_voxceleb_train(
     workers=8,
     atomic=True,
     force=False,
+    max_bad_file_fraction=0.01,
+    bad_file_min_files=500,
 ):
     """Writes ``train.csv``, ``valid.csv`` and ``speakers.txt``.
 
     Files come either from data folders in the VoxCeleb layout
     ``wav/<spk>/<session>/<utt>.wav`` or from an official train list (lines
     ``id00012 id00012/21Uxsk56VDQ/00001.wav``, relative to ``wav_root``).
-    Speakers of any trial list are excluded; files whose sample rate is not
-    ``sample_rate`` (or that hold no samples) are excluded with a warning.
+    Speakers of any trial list are excluded.
+
+    Bad audio follows training's policy: a file that is missing,
+    unreadable, truncated (a WAV holding fewer frames than its header
+    announces), empty or at another sample rate than ``sample_rate`` is
+    left out, named in a warning and counted in the summary
+    (``excluded_bad`` and ``bad_files``), unless more than
+    ``max_bad_file_fraction`` of the files (counted from at least
+    ``bad_file_min_files``) are bad: then it is an error listing them.
 
     CSV columns: ``ID, duration, wav, spk_id`` where ID is
     ``spk--session--utt``, duration is in seconds (exact
@@ -747,6 +801,10 @@ def prepare_voxceleb_train(
         Write every output to a temporary file first, then rename it.
     force : bool
         Prepare even when the outputs are up to date.
+    max_bad_file_fraction : float
+        Largest tolerated fraction of bad files (0: none tolerated).
+    bad_file_min_files : int
+        Smallest denominator of that fraction.
 
     Returns
     -------
@@ -786,7 +844,9 @@ def prepare_voxceleb_train(
         "fingerprint": os.path.join(save_folder, "train_prepare.json"),
     }
 
-    entries, inputs = _list_train_entries(data_folders, train_list, wav_root)
+    entries, inputs, missing = _list_train_entries(
+        data_folders, train_list, wav_root
+    )
     trial_fps = []
     for t in trial_lists:
         if not os.path.isfile(t):
@@ -816,29 +876,38 @@ def prepare_voxceleb_train(
     # Exclude trial speakers before touching any header.
     excluded = trial_speakers(trial_lists)
     kept = [e for e in entries if e[0] not in excluded]
+    missing = [(p, "missing") for spk, p in missing if spk not in excluded]
     n_excl_spk = len({e[0] for e in entries} & excluded)
     logger.info(
         "Excluded %d speaker(s) (%d file(s)) found in trial lists",
         n_excl_spk,
         len(entries) - len(kept),
     )
-    if not kept:
+    if not kept and not missing:
         raise PreparationError(
             "No training files left after excluding trial-list speakers"
         )
 
-    headers = read_audio_headers([e[2] for e in kept], workers=workers)
-    rows, wrong_sr, empty = [], [], []
+    headers = read_audio_headers(
+        [e[2] for e in kept], workers=workers, skip_bad=True
+    )
+    rows, wrong_sr, empty, bad = [], [], [], list(missing)
     rates = collections.Counter()
     ids = {}
-    for entry, (frames, sr, _) in zip(kept, headers, strict=True):
+    for entry, header in zip(kept, headers, strict=True):
         spk, rel, path = entry[:3]
+        if isinstance(header, str):
+            bad.append((path, header))
+            continue
+        frames, sr, _ = header
         rates[sr] += 1
         if sr != sample_rate:
             wrong_sr.append(path)
+            bad.append((path, f"sample rate {sr} Hz, not {sample_rate}"))
             continue
         if frames <= 0:
             empty.append(path)
+            bad.append((path, "no audio samples"))
             continue
         uid = utterance_id(rel)
         if uid in ids:
@@ -858,6 +927,15 @@ def prepare_voxceleb_train(
         logger.warning(
             "Excluded %d empty file(s): %s", len(empty), _listing(empty)
         )
+    if not rows and not bad:
+        raise PreparationError("No usable training files")
+    _check_bad_files(
+        bad,
+        len(kept) + len(missing),
+        max_bad_file_fraction,
+        bad_file_min_files,
+        "training files",
+    )
     if not rows:
         raise PreparationError(
             f"No usable training files ({len(wrong_sr)} with a sample rate "
@@ -885,6 +963,8 @@ def prepare_voxceleb_train(
         "excluded_trial_files": len(entries) - len(kept),
         "excluded_sample_rate": len(wrong_sr),
         "excluded_empty": len(empty),
+        "excluded_bad": len(bad),
+        "bad_files": [f"{p}: {reason}" for p, reason in sorted(bad)],
         "sample_rates": {str(k): v for k, v in sorted(rates.items())},
         "hours": round(sum(float(r[1]) for r in rows) / 3600, 3),
         "seconds_taken": round(time.time() - start, 3),
@@ -1199,6 +1279,8 @@ def main(argv=None):
     train.add_argument("--seed", type=int, default=1234)
     train.add_argument("--workers", type=int, default=8)
     train.add_argument("--force", action="store_true")
+    train.add_argument("--max_bad_file_fraction", type=float, default=0.01)
+    train.add_argument("--bad_file_min_files", type=int, default=500)
     trials = sub.add_parser("trials", help="enrol/test CSV of trial lists")
     trials.add_argument("--trials", action="append", required=True)
     trials.add_argument("--wav_root", required=True)
@@ -1227,6 +1309,8 @@ def main(argv=None):
             seed=args.seed,
             workers=args.workers,
             force=args.force,
+            max_bad_file_fraction=args.max_bad_file_fraction,
+            bad_file_min_files=args.bad_file_min_files,
         )
         print(json.dumps(out["summary"], sort_keys=True))
     else:

@@ -8,7 +8,8 @@ cost a user a multi-day run, and a flood of them must not go unnoticed:
   :func:`~speechbrain_ext.data.crops.read_crop` and raises
   :class:`BadAudioError` (naming the file and the reason) when the file
   cannot be decoded, is empty, has another sample rate than expected,
-  holds fewer frames than its header announces, or holds NaN/Inf samples;
+  holds fewer frames than its header announces (also a WAV cut short,
+  which libsndfile reads as a shorter file), or holds NaN/Inf samples;
 * :class:`SkipBadFiles` wraps a dataset: an item whose file is bad is
   replaced by another utterance of the same speaker (so labels stay right,
   batches keep their size and their speakers stay distinct); when the
@@ -35,6 +36,7 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ext.data.crops import crop_window, tile
+from speechbrain_ext.data.wav_header import truncation_reason, wav_truncation
 from speechbrain_ext.scoring.trials import resolve_path
 
 logger = get_logger(__name__)
@@ -91,8 +93,10 @@ def read_checked_crop(path, n, rng=None, sample_rate=16000, dtype="float32"):
     """Reads an ``n``-sample crop like ``read_crop``, checking the audio.
 
     The same frames as :func:`~speechbrain_ext.data.crops.read_crop` are
-    read (same random draw for the same ``rng``), through a single open
-    of the file.
+    read (same random draw for the same ``rng``). A WAV file that holds
+    fewer frames than its header announces is bad, although libsndfile
+    reads it as a shorter file
+    (:func:`~speechbrain_ext.data.wav_header.wav_truncation`).
 
     Arguments
     ---------
@@ -142,6 +146,10 @@ def read_checked_crop(path, n, rng=None, sample_rate=16000, dtype="float32"):
                 )
             if frames <= 0:
                 raise BadAudioError(path, "no audio samples")
+            cut = wav_truncation(path)
+            if cut is not None:
+                # libsndfile reads the frames present as a shorter file.
+                raise BadAudioError(path, truncation_reason(*cut))
             start, count = crop_window(frames, n, rng)
             if start:
                 f.seek(start)

@@ -157,6 +157,11 @@ class MRRawNet(nn.Module):
                 f"{bad.tolist()})"
             )
         batch, n_samples = wavs.shape
+        if batch == 0:
+            raise ValueError(
+                f"MRRawNet got an empty batch (shape {tuple(wavs.shape)}): "
+                "pass at least one waveform"
+            )
         if n_samples == 0:
             raise ValueError(
                 "MRRawNet got empty waveforms (0 samples); it needs at least "

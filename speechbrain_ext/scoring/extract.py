@@ -20,8 +20,11 @@ named after :func:`cache_key`, a hash of the checkpoint bytes, the model
 configuration and the condition set, so a changed model never reads stale
 embeddings. Each entry also records its audio file's size and modification
 time; an entry whose file has changed since is recomputed. Temporary files
-of a killed writer are deleted once they are an hour old. One run at a
-time should write to a given cache folder.
+of a killed writer are deleted once they are an hour old. Two runs sharing
+a cache folder would merge and delete each other's shards, so a cache
+opened with ``lock=True`` (as the verification recipe does) holds a
+:class:`~speechbrain_ext.run_lock.FolderLock` until :meth:`close`: a
+second run stops with a message naming the first.
 
 Authors
  * MR-RawNet recipe contributors
@@ -45,6 +48,7 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_ext.atomic_files import atomic_write
+from speechbrain_ext.run_lock import FolderLock
 from speechbrain_ext.scoring.trials import CONDITIONS, centre_crop
 
 __all__ = [
@@ -503,6 +507,8 @@ class EmbeddingCache:
         See :func:`cache_key`.
     info : dict or None
         JSON-serialisable description stored in ``cache.json``.
+    lock : bool
+        Hold the folder's lock (one run at a time) until :meth:`close`.
 
     Example
     -------
@@ -520,12 +526,17 @@ class EmbeddingCache:
 
     MANIFEST = "cache.json"
 
-    def __init__(self, root, key, info=None):
+    def __init__(self, root, key, info=None, lock=False):
         if not re.fullmatch(r"[0-9a-f]{16,}", str(key)):
             raise ValueError(f"cache key must be lower-case hex, got {key!r}")
         self.key = str(key)
         self.folder = os.path.join(os.fspath(root), self.key[:16])
         os.makedirs(self.folder, exist_ok=True)
+        self._lock = None
+        if lock:
+            self._lock = FolderLock(
+                self.folder, "embedding cache", "--cache_folder"
+            ).acquire()
         self._entries = {}
         self._pending = []
         self._manifest(info)
@@ -533,6 +544,24 @@ class EmbeddingCache:
         self._seq = 0
         for path in self.shards():
             self._load(path)
+
+    def close(self):
+        """Releases the folder's lock (if held); pending entries stay.
+
+        Returns
+        -------
+        None
+        """
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     def _remove_stale_temporaries(self, age_s=3600.0):
         """Deletes temporary files a killed writer left (over an hour old).

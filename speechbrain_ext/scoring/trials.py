@@ -395,6 +395,7 @@ def resolve_path(path, data_folder, allow_outside=False, where=None):
         prefix = f"{where}: " if where else ""
         raise ValueError(
             f"{prefix}{os.fspath(path)!r} resolves to {full!r}, outside the "
-            f"data folder {root!r} (pass allow_outside=True to permit)"
+            f"data folder {root!r} (set allow_paths_outside_data_folder: "
+            "True, or --allow_paths_outside_data_folder=True, to permit)"
         )
     return full

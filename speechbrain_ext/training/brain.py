@@ -92,6 +92,14 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_ext.data.safe_audio import BadFileTracker
 from speechbrain_ext.pretrained import state_dict_digest
 from speechbrain_ext.training import faults
+from speechbrain_ext.training.checkpoint_faults import (
+    INCOMPLETE_PREFIX,
+    CheckpointSaveError,
+    DamagedCheckpointError,
+    damage_message,
+    save_failure_message,
+)
+from speechbrain_ext.training.train_log import mark_resume
 
 logger = get_logger(__name__)
 
@@ -469,6 +477,15 @@ def weights_only_recovery(obj, path, end_of_epoch):
             "checkpoint is yours, it is corrupt or was replaced; move its "
             "folder away to resume from another one."
         ) from err
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise DamagedCheckpointError(
+            damage_message(
+                {os.path.dirname(os.fspath(path)): [
+                    f"{os.path.basename(os.fspath(path))}: cannot be read "
+                    f"({type(err).__name__}: {str(err).splitlines()[0]})"
+                ]}
+            )
+        ) from err
     state = hook_on_loading_state_dict_checkpoint(state)
     try:
         obj.load_state_dict(state, strict=True)
@@ -481,10 +498,20 @@ class SafeCheckpointer(Checkpointer):
 
     * After all files of a checkpoint are saved, rank 0 writes
       ``COMPLETE.json`` (file names and sizes) into its folder,
-      atomically. A folder without that marker, or whose files no longer
-      match it (a kill during saving or deletion), is not a checkpoint:
-      it is never loaded, and :meth:`recover_if_possible` renames it to
-      ``incomplete-<name>`` so that nothing reads it again.
+      atomically. A folder without that marker (a kill during saving or
+      deletion) is not a checkpoint: it is never loaded, and
+      :meth:`recover_if_possible` renames it to ``incomplete-<name>`` so
+      that nothing reads it again; set-aside folders are reported once
+      per run and removed once the next checkpoint is complete.
+    * A folder with its marker whose files no longer match it (or cannot
+      be read) was damaged after it was complete:
+      :class:`~speechbrain_ext.training.checkpoint_faults.DamagedCheckpointError`
+      stops the run naming the files; it is never mistaken for an
+      interruption (which would silently restart training from epoch 1).
+    * A save that fails (a full disk) raises
+      :class:`~speechbrain_ext.training.checkpoint_faults.CheckpointSaveError`
+      saying so, where, and which checkpoint is intact; the partial
+      folder is removed.
     * Rank 0 alone decides which checkpoints to delete and which one to
       recover, and tells the other ranks. (SpeechBrain 1.1.2 lets every
       rank list the folder and makes one collective call per deleted
@@ -509,7 +536,7 @@ class SafeCheckpointer(Checkpointer):
     >>> ckpt = ckpter.save_checkpoint()
     >>> (ckpt.path / COMPLETE_MARKER).exists()
     True
-    >>> (ckpt.path / "layer.ckpt").unlink()  # as if killed while saving
+    >>> (ckpt.path / COMPLETE_MARKER).unlink()  # as if killed while saving
     >>> ckpter.recover_if_possible() is None
     True
     """
@@ -536,18 +563,94 @@ class SafeCheckpointer(Checkpointer):
             self.custom_save_hooks[victim] = lambda obj, path: faults.kill_now(
                 f"while saving {path}"
             )
-        ckpt = super().save_checkpoint(*args, **kwargs)
+        before = set(self._all_checkpoint_dirs())
+        try:
+            ckpt = super().save_checkpoint(*args, **kwargs)
+            if ckpt is not None:
+                files = {
+                    p.name: p.stat().st_size
+                    for p in ckpt.path.iterdir()
+                    if p.is_file() and p.name != COMPLETE_MARKER
+                }
+                tmp = ckpt.path / (COMPLETE_MARKER + ".tmp")
+                tmp.write_text(json.dumps({"files": files}, sort_keys=True))
+                os.replace(tmp, ckpt.path / COMPLETE_MARKER)
+        except Exception as err:
+            if not if_main_process():
+                raise
+            raise self._save_failed(err, before) from err
         if ckpt is not None:
-            files = {
-                p.name: p.stat().st_size
-                for p in ckpt.path.iterdir()
-                if p.is_file() and p.name != COMPLETE_MARKER
-            }
-            tmp = ckpt.path / (COMPLETE_MARKER + ".tmp")
-            tmp.write_text(json.dumps({"files": files}, sort_keys=True))
-            os.replace(tmp, ckpt.path / COMPLETE_MARKER)
+            self.remove_set_aside()
         ddp_barrier()
         return ckpt
+
+    def _all_checkpoint_dirs(self):
+        """Every ``CKPT+...`` folder, complete or not."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        return [
+            p
+            for p in self.checkpoints_dir.iterdir()
+            if p.is_dir() and p.name.startswith(CKPT_PREFIX)
+        ]
+
+    def _save_failed(self, err, before):
+        """Removes the partial folder; the error to raise for a failed save."""
+        complete = sorted(
+            (p for p in before if self.is_complete(p)),
+            key=lambda p: p.stat().st_mtime,
+        )
+        previous = complete[-1] if complete else None
+        needed = 0
+        if previous is not None:
+            needed = sum(f.stat().st_size for f in previous.iterdir())
+        removed = None
+        for path in set(self._all_checkpoint_dirs()) - before:
+            if not self.is_complete(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed = path
+        return CheckpointSaveError(
+            save_failure_message(
+                err, self.checkpoints_dir, previous, needed, removed
+            )
+        )
+
+    def set_aside(self):
+        """Folders set aside as incomplete (``incomplete-CKPT+...``).
+
+        Returns
+        -------
+        list of pathlib.Path
+            Sorted paths.
+        """
+        if not self.checkpoints_dir.is_dir():
+            return []
+        return sorted(
+            p
+            for p in self.checkpoints_dir.iterdir()
+            if p.is_dir()
+            and p.name.startswith(INCOMPLETE_PREFIX)
+            and f"-{CKPT_PREFIX}" in p.name
+        )
+
+    def remove_set_aside(self):
+        """Deletes the set-aside folders (once a new checkpoint is complete).
+
+        Returns
+        -------
+        list of pathlib.Path
+            The folders removed.
+        """
+        removed = self.set_aside() if if_main_process() else []
+        for path in removed:
+            shutil.rmtree(path, ignore_errors=True)
+        if removed:
+            logger.info(
+                f"Removed {len(removed)} incomplete checkpoint folder(s) set "
+                "aside earlier, now that a new checkpoint is complete: "
+                + ", ".join(p.name for p in removed)
+            )
+        return removed
 
     def delete_checkpoints(
         self,
@@ -612,6 +715,51 @@ class SafeCheckpointer(Checkpointer):
         ddp_barrier()
 
     @staticmethod
+    def marker_problems(path):
+        """How a checkpoint folder differs from its completion marker.
+
+        Arguments
+        ---------
+        path : pathlib.Path
+            A ``CKPT+...`` folder.
+
+        Returns
+        -------
+        list of str or None
+            None when there is no readable marker (an interrupted save or
+            deletion); else the files that are missing or have another
+            size than recorded (empty: the checkpoint is complete).
+
+        Example
+        -------
+        >>> folder = getfixture("tmp_path")
+        >>> ckpt = SafeCheckpointer(folder, {"m": torch.nn.Linear(2, 2)}
+        ...                         ).save_checkpoint()
+        >>> SafeCheckpointer.marker_problems(ckpt.path)
+        []
+        >>> _ = (ckpt.path / "m.ckpt").write_bytes(b"x")
+        >>> SafeCheckpointer.marker_problems(ckpt.path)
+        ['m.ckpt: 1 bytes, ... recorded']
+        """
+        marker = path / COMPLETE_MARKER
+        try:
+            files = dict(json.loads(marker.read_text())["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        problems = []
+        if METAFNAME not in files:
+            problems.append(f"{METAFNAME}: not in {COMPLETE_MARKER}")
+        for name, size in sorted(files.items()):
+            try:
+                actual = (path / name).stat().st_size
+            except OSError:
+                problems.append(f"{name}: missing")
+                continue
+            if actual != size:
+                problems.append(f"{name}: {actual} bytes, {size} recorded")
+        return problems
+
+    @staticmethod
     def is_complete(path):
         """Whether a checkpoint folder is complete (see the class).
 
@@ -626,20 +774,7 @@ class SafeCheckpointer(Checkpointer):
             True if the marker exists and every file it lists is there
             with its recorded size.
         """
-        marker = path / COMPLETE_MARKER
-        try:
-            files = json.loads(marker.read_text())["files"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-        if METAFNAME not in files:
-            return False
-        for name, size in files.items():
-            try:
-                if (path / name).stat().st_size != size:
-                    return False
-            except OSError:
-                return False
-        return True
+        return SafeCheckpointer.marker_problems(path) == []
 
     def _call_load_hooks(self, checkpoint):
         """Loads the recoverables, torch files through weights-only loads."""
@@ -663,20 +798,28 @@ class SafeCheckpointer(Checkpointer):
         -------
         list of pathlib.Path
             The new names of the folders moved aside.
+
+        Raises
+        ------
+        DamagedCheckpointError
+            When a folder has its completion marker but its files do not
+            match it (see the class).
         """
-        moved = []
+        moved, damaged = [], {}
         if not if_main_process() or not self.checkpoints_dir.is_dir():
             return moved
-        for path in sorted(self.checkpoints_dir.iterdir()):
-            if (
-                path.is_dir()
-                and path.name.startswith(CKPT_PREFIX)
-                and not self.is_complete(path)
-            ):
-                target = path.with_name(f"incomplete-{path.name}")
+        for path in sorted(self._all_checkpoint_dirs()):
+            problems = self.marker_problems(path)
+            if problems:
+                damaged[str(path)] = problems
+                continue
+            if problems is None:
+                target = path.with_name(f"{INCOMPLETE_PREFIX}-{path.name}")
                 suffix = 1
                 while target.exists():
-                    target = path.with_name(f"incomplete{suffix}-{path.name}")
+                    target = path.with_name(
+                        f"{INCOMPLETE_PREFIX}{suffix}-{path.name}"
+                    )
                     suffix += 1
                 os.replace(path, target)
                 logger.warning(
@@ -684,6 +827,8 @@ class SafeCheckpointer(Checkpointer):
                     f"saving or deleting); moved to {target}"
                 )
                 moved.append(target)
+        if damaged:
+            raise DamagedCheckpointError(damage_message(damaged))
         return moved
 
     def recover_if_possible(self, *args, **kwargs):
@@ -701,16 +846,42 @@ class SafeCheckpointer(Checkpointer):
         Checkpoint or None
             The loaded checkpoint, if any.
         """
-        chosen = None
+        chosen, error, message = None, None, None
         if if_main_process():
-            self.quarantine_incomplete()
-            chosen = self.find_checkpoint(*args, **kwargs)
-        chosen = ddp_broadcast(chosen)
+            try:
+                moved = self.quarantine_incomplete()
+                chosen = self.find_checkpoint(*args, **kwargs)
+                self._report_set_aside(moved, chosen)
+            except DamagedCheckpointError as err:
+                error, message = err, str(err)
+        chosen, message = ddp_broadcast((chosen, message))
+        if error is not None:
+            raise error
+        if message is not None:
+            raise DamagedCheckpointError(message)
+        self.last_recovered = chosen
         if chosen is not None:
             self.load_checkpoint(chosen)
         else:
             logger.info("Would load a checkpoint here, but none found yet.")
         return chosen
+
+    def _report_set_aside(self, moved, chosen):
+        """One warning per run about the folders set aside (rank 0)."""
+        earlier = [p for p in self.set_aside() if p not in moved]
+        if earlier:
+            logger.warning(
+                f"{len(earlier)} incomplete checkpoint folder(s) set aside "
+                "by an earlier run are kept for inspection until the next "
+                "checkpoint is complete: "
+                + ", ".join(p.name for p in earlier)
+            )
+        if chosen is None and (moved or earlier):
+            logger.warning(
+                f"No complete checkpoint in {self.checkpoints_dir} (only "
+                "incomplete ones, set aside): training starts from the "
+                "beginning"
+            )
 
 
 @register_checkpoint_hooks
@@ -1085,6 +1256,40 @@ class SpeakerBrain(sb.core.Brain):
         """
         self.valid_enabled = valid_set is not None
         return super().fit(epoch_counter, train_set, valid_set, **kwargs)
+
+    def on_fit_start(self):
+        """``Brain.on_fit_start``; then marks a resume in the train log.
+
+        The train-log lines of epochs that are redone (logged before an
+        interruption, but not checkpointed) become comments, and a comment
+        names the checkpoint resumed from
+        (:func:`~speechbrain_ext.training.train_log.mark_resume`).
+
+        Returns
+        -------
+        None
+        """
+        super().on_fit_start()
+        logger_ = getattr(self.hparams, "train_logger", None)
+        log_file = getattr(logger_, "save_file", None)
+        if log_file is None or not if_main_process():
+            return
+        ckpt = getattr(self.checkpointer, "last_recovered", None)
+        counter = getattr(self.hparams, "epoch_counter", None)
+        epoch = int(getattr(counter, "current", 0)) if ckpt else 0
+        end_of_epoch = bool(ckpt.meta.get("end-of-epoch")) if ckpt else True
+        if not end_of_epoch:
+            # EpochCounter restores "epoch - 1" to repeat the epoch saved in.
+            epoch += 1
+        limit = getattr(counter, "limit", None)
+        mark_resume(
+            log_file,
+            epoch=epoch,
+            end_of_epoch=end_of_epoch,
+            checkpoint=ckpt.path.name if ckpt else None,
+            step=int(self.optimizer_step),
+            finished=end_of_epoch and limit is not None and epoch >= limit,
+        )
 
     def on_stage_start(self, stage, epoch=None):
         """Resets (or restores, after an intra-epoch resume) the sums.

@@ -14,6 +14,7 @@ it only runs with ``MR_RAWNET_LONG_TESTS=1``.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -101,6 +102,15 @@ def test_empty_waveform_is_refused(tiny):
     for wavs in (torch.zeros(0), torch.zeros(1, 0)):
         with pytest.raises(ValueError, match=r"empty waveforms \(0 samples"):
             tiny.encode_batch(wavs)
+
+
+def test_empty_batch_is_refused(tiny):
+    # A batch of no waveforms (e.g. an empty list stacked by a caller).
+    for wavs in (torch.zeros(0, RATE), torch.zeros(0, 0)):
+        with pytest.raises(ValueError, match="empty batch"):
+            tiny.encode_batch(wavs)
+    with pytest.raises(ValueError, match="empty batch"):
+        tiny.encode_batch(torch.zeros(0, RATE), torch.zeros(0))
 
 
 @pytest.mark.parametrize("rate", [16000, 8000, 44100])
@@ -249,14 +259,32 @@ def test_ten_minute_file_on_tiny_model(tiny, ref_wav, tmp_path):
 
 def test_missing_file_errors_name_the_path(tiny, ref_wav, tmp_path):
     missing = str(tmp_path / "missing.wav")
-    # In an existing folder: SpeechBrain's decoder error names the file.
-    with pytest.raises(RuntimeError, match="missing.wav"):
-        tiny.verify_files(ref_wav, missing)
-    # In a folder that does not exist, SpeechBrain takes the path for a
-    # Hugging Face Hub ID (an absolute path fails its validation; a
-    # relative one would be looked up on the Hub).
-    with pytest.raises(Exception, match="nodir"):
-        tiny.verify_files(ref_wav, str(tmp_path / "nodir" / "missing.wav"))
+    # In an existing folder (SpeechBrain alone: a RuntimeError from its
+    # decoder), on either side, also as a pathlib.Path or relative path.
+    for args in ((ref_wav, missing), (missing, ref_wav)):
+        with pytest.raises(FileNotFoundError) as err:
+            tiny.verify_files(*args)
+        assert str(err.value) == f"no audio file at {missing}"
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        tiny.verify_files(ref_wav, tmp_path / "missing.wav")
+    relative = os.path.relpath(missing)
+    with pytest.raises(FileNotFoundError, match=re.escape(missing)):
+        tiny.verify_files(ref_wav, relative)
+    # An absolute path in a missing folder (SpeechBrain alone: an invalid
+    # Hugging Face Hub ID).
+    nodir = str(tmp_path / "nodir" / "missing.wav")
+    with pytest.raises(FileNotFoundError, match=re.escape(nodir)):
+        tiny.verify_files(ref_wav, nodir)
+    # Other models (another audio normaliser) are left to SpeechBrain.
+    from speechbrain.dataio.preprocess import AudioNormalizer
+
+    checked = tiny.audio_normalizer
+    try:
+        tiny.audio_normalizer = AudioNormalizer(RATE)
+        with pytest.raises(RuntimeError, match="missing.wav"):
+            tiny.verify_files(ref_wav, missing)
+    finally:
+        tiny.audio_normalizer = checked
     # local_audio() gives a plain FileNotFoundError and never a lookup.
     for path in (missing, str(tmp_path / "nodir" / "missing.wav")):
         with pytest.raises(FileNotFoundError, match="missing.wav"):

@@ -8,7 +8,8 @@ planted checkpoint files) or through the environment hooks of
 
 * bad audio files in ``train.csv`` (damaged after preparation, headers
   intact: NaN and Inf samples, zeroed FLAC frames, a garbage header, a
-  header claiming 8 kHz) are skipped, named and counted exactly per epoch,
+  header claiming 8 kHz, a WAV whose header promises more data than it
+  holds) are skipped, named and counted exactly per epoch,
   also through DataLoader workers; no batch is lost; too many stop the
   run with an error naming them;
 * non-finite steps are skipped and counted, and the weights stay finite;
@@ -125,7 +126,7 @@ def epoch_counts(out, name):
     """Per-epoch value of ``train <name>`` in train_log.txt (last line)."""
     counts = {}
     for line in open(out / "train_log.txt"):
-        if line.startswith("protocol: "):  # what the run trains on
+        if line.startswith(("#", "protocol: ")):  # resume marks, protocol
             continue
         epoch = int(re.search(r"epoch: (\d+),", line)[1])
         counts[epoch] = int(re.search(rf"train {name}: (\d+)", line)[1])
@@ -142,6 +143,32 @@ def assert_finite_checkpoint(save):
         for key, value in state.items():
             if value.is_floating_point():
                 assert torch.isfinite(value).all(), f"{name}.{key}"
+
+
+def assert_same_run(out, reference):
+    """The run in ``out`` equals ``reference`` exactly: the same loss and
+    error in every epoch's (last) log line and bit-identical weights."""
+    assert train_log(out) == train_log(reference)
+    digests = "weight_digests_rank0.json"
+    assert json.load(open(out / digests)) == json.load(
+        open(reference / digests)
+    )
+    valid = {}
+    for folder in (out, reference):
+        lines = [
+            line for line in open(folder / "train_log.txt")
+            if not line.startswith("#")
+        ]
+        valid[folder] = {
+            int(re.search(r"epoch: (\d+),", x)[1]): without_times(x)
+            for x in lines
+        }
+    assert valid[out] == valid[reference]
+
+
+def without_times(line):
+    """A train-log line without its wall-clock fields."""
+    return re.sub(r",? ?\b(train|valid) minutes: [0-9.e+-]+", "", line)
 
 
 def copy_prepared(src_save, out):
@@ -161,6 +188,7 @@ def run_ref(corpus, tmp_path_factory):
             out,
             f"--number_of_epochs={EPOCHS}",
             "--ckpt_interval_steps=3",
+            "--num_workers=2",
         )
     )
     _, _, seconds, _ = run_recipe(cmd, out.parent / "stdout.txt")
@@ -217,6 +245,17 @@ def damage(path, kind):
             data[:4] = b"JUNK"
 
         reason = "unreadable"
+    elif kind == "truncated":
+
+        def change(data):
+            # The header promises twice the data the file holds, as after
+            # an interrupted download (size kept, so preparation is
+            # skipped); libsndfile reads the frames present, silently.
+            pos = data.index(b"data", 12)
+            size = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+            data[pos + 4 : pos + 8] = struct.pack("<I", 2 * size)
+
+        reason = "truncated: its header announces"
     else:  # header_says_8k
 
         def change(data):
@@ -231,7 +270,14 @@ def damage(path, kind):
     return reason
 
 
-KINDS = ("nan", "inf", "zeroed_flac", "garbage_header", "header_says_8k")
+KINDS = (
+    "nan",
+    "inf",
+    "zeroed_flac",
+    "garbage_header",
+    "header_says_8k",
+    "truncated",
+)
 
 
 def drawn_indices(speakers, epoch, replicas=1):
@@ -405,6 +451,7 @@ def test_kill_inside_checkpoint_save_resumes_from_previous(
             out,
             f"--number_of_epochs={EPOCHS}",
             "--ckpt_interval_steps=3",
+            "--num_workers=2",
         )
     )
     code, text, _, _ = run_recipe(
@@ -429,11 +476,17 @@ def test_kill_inside_checkpoint_save_resumes_from_previous(
     )
     assert f"Checkpoint {partial} is incomplete" in resumed
     assert f"Loading a checkpoint from {previous}" in resumed
-    assert (out / "save" / f"incomplete-{partial.name}").is_dir()
+    # Set aside for inspection, then removed once a checkpoint completed.
+    assert (
+        "Removed 1 incomplete checkpoint folder(s) set aside earlier, now "
+        f"that a new checkpoint is complete: incomplete-{partial.name}"
+    ) in resumed
+    assert not list((out / "save").glob("incomplete*"))
     assert all(
         SafeCheckpointer.is_complete(p) for p in (out / "save").glob("CKPT+*")
     )
     assert counters(out / "save") == counters(run_ref["out"] / "save")
+    assert_same_run(out, run_ref["out"])
     print(
         f"\nRECOVERY kill in save: resumed (checkpoint loaded) after "
         f"{seen['Loading a checkpoint from']:.1f} s, rest of the run "
@@ -469,6 +522,7 @@ def test_resume_after_kill_at_random_moment(corpus, run_ref, tmp_path, seed):
     assert final == counters(run_ref["out"] / "save")
     assert final["optimizer_step"] == expected_steps(out / "save", EPOCHS)
     assert (out / "pretrained" / "embedding_model.ckpt").is_file()
+    assert_same_run(out, run_ref["out"])
     how = "resumed" if "Loading a checkpoint from" in resumed else "restarted"
     print(
         f"\nRECOVERY random kill (seed {seed}) at {delay:.1f} s: {how}, "
@@ -600,3 +654,73 @@ def test_planted_pickle_is_refused_on_recovery(run_ref, tmp_path):
     assert code != 0
     assert f"Refused to load checkpoint file {target}" in text
     assert not flag.exists()
+
+
+# ---------------------------------------------------------------------------
+# 8. Two runs on one output folder
+# ---------------------------------------------------------------------------
+def test_second_run_on_the_same_output_folder_is_refused(corpus, tmp_path):
+    from speechbrain_ext.run_lock import LOCK_FILE
+
+    out = tmp_path / "out"
+    cmd = recipe(*args(corpus, out, f"--number_of_epochs={EPOCHS}"))
+    first = start(cmd, tmp_path / "first.txt")
+    deadline = time.time() + TIMEOUT
+    while not (out / LOCK_FILE).exists() and first.poll() is None:
+        assert time.time() < deadline, "the first run never took the lock"
+        time.sleep(0.05)
+    code, text, _, _ = run_recipe(cmd, tmp_path / "second.txt", ok=False)
+    assert first.poll() is None, "the first run ended too early for the test"
+    assert code != 0
+    assert (
+        f"FolderLockedError: The training output folder {out} is in use by "
+        f"another run (PID {first.pid} on this machine"
+    ) in text
+    assert f"If that run is over, delete {out / LOCK_FILE}" in text
+    code, _, _, _ = wait(first, tmp_path / "first.txt")
+    assert code == 0, open(tmp_path / "first.txt").read()[-3000:]
+    # The first run was not disturbed: every epoch once, lock released.
+    assert [row[0] for row in train_log(out)] == list(range(1, EPOCHS + 1))
+    assert not (out / LOCK_FILE).exists()
+    assert (out / "pretrained" / "embedding_model.ckpt").is_file()
+
+
+# ---------------------------------------------------------------------------
+# 9. Killed after an epoch's log line, before its checkpoint completed
+# ---------------------------------------------------------------------------
+def test_redone_epoch_is_marked_in_the_log_and_resume_is_exact(
+    corpus, run_ref, tmp_path
+):
+    out = tmp_path / "out"
+    # Only end-of-epoch checkpoints; the second save is epoch 2's, made
+    # after its line was logged.
+    cmd = recipe(
+        *args(
+            corpus,
+            out,
+            f"--number_of_epochs={EPOCHS}",
+            "--ckpt_interval_minutes=0",
+            "--num_workers=2",
+        )
+    )
+    code, text, _, _ = run_recipe(
+        cmd,
+        tmp_path / "killed.txt",
+        extra_env={faults.ENV_KILL_IN_SAVE: "2"},
+        ok=False,
+    )
+    assert code == -signal.SIGKILL, text[-3000:]
+    logged = (out / "train_log.txt").read_text().splitlines()
+    assert [int(re.search(r"epoch: (\d+),", x)[1]) for x in logged] == [1, 2]
+    run_recipe(cmd, tmp_path / "resumed.txt")
+    lines = (out / "train_log.txt").read_text().splitlines()
+    assert lines[0] == logged[0]
+    assert lines[1] == "# abandoned attempt: " + logged[1]
+    assert lines[2].startswith("# resumed ") and "(end of epoch 1," in lines[2]
+    assert lines[3].startswith("epoch: 2,") and len(lines) == 4
+    # The redone epoch is the abandoned one to the digit (exact resume),
+    # and the whole run equals the uninterrupted reference (whose
+    # intra-epoch checkpoints change nothing either).
+    assert without_times(lines[3]) == without_times(logged[1])
+    assert_same_run(out, run_ref["out"])
+

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -348,6 +349,32 @@ def test_recipe_end_to_end(corpus, model_folder, tmp_path):
     assert "0 to compute" in log
     again = (out / "scores" / "veri_test" / "2.04s.as-norm.txt").read_text()
     assert again == first
+
+    # While another live run holds the cache, a third run stops at once.
+    from speechbrain_ext.run_lock import LOCK_FILE, _process_start
+
+    (cache,) = (out / "embedding_cache").iterdir()
+    assert not (cache / LOCK_FILE).exists()  # released by the runs above
+    other = subprocess.Popen([sys.executable, "-c", "input()"],
+                             stdin=subprocess.PIPE)
+    try:
+        (cache / LOCK_FILE).write_text(json.dumps({
+            "pid": other.pid, "host": socket.gethostname(),
+            "process_start": _process_start(other.pid),
+            "started": "2026-01-01 00:00:00", "command": "other scoring",
+        }))
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        other.kill()
+        other.wait()
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert (
+        f"FolderLockedError: The embedding cache {cache} is in use by "
+        f"another run (PID {other.pid} on this machine"
+    ) in output
+    assert "other scoring" in output
 
 
 def test_recipe_reports_missing_files(corpus, model_folder, tmp_path):

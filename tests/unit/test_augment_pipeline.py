@@ -405,3 +405,45 @@ def test_all_zero_rir_is_bad_and_replaced(tmp_path):
     assert list(aug._banks["rir"].bad_files) == [
         str(tmp_path / "rirs" / "rir9.wav")
     ]
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_saved_random_state_repeats_the_draws_in_a_new_pipeline(
+    white_sets, tmp_path, threads
+):
+    """A resumed run (a new pipeline loading the checkpoint file) draws
+    the same conditions, SNRs, noise clips and speeds as the
+    uninterrupted one, clips already read ahead included (the crops are
+    drawn where items are read: see SeededItems)."""
+
+    def pipeline():
+        aug = OfficialAugmentation(
+            **white_sets, clip_seconds=0.5, threads=threads, seed=5
+        )
+        return TrainingPipeline(
+            augment=aug, speed=SpeedPerturbation(seed=5), full_samples=8000
+        )
+
+    batches = [_speech_like(3, 8000, seed=k) for k in range(8)]
+    lengths = torch.tensor([1.0, 0.8, 0.6])
+    first = pipeline()
+    for wavs in batches[:3]:
+        first(wavs, lengths)
+    first._save_random_state(tmp_path / "pipe.json")
+    expected = [first(w, lengths) for w in batches[3:]]
+    first.augment.close()
+
+    resumed = pipeline()
+    resumed._load_random_state(tmp_path / "pipe.json")
+    got = [resumed(w, lengths) for w in batches[3:]]
+    resumed.augment.close()
+    for (a, la), (b, lb) in zip(expected, got, strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb)
+    # Without the state the same batches are augmented differently.
+    fresh = pipeline()
+    other = [fresh(w, lengths)[0] for w in batches[3:]]
+    fresh.augment.close()
+    assert not all(
+        a.shape == b.shape and torch.equal(a, b)
+        for (a, _), b in zip(expected, other, strict=True)
+    )

@@ -13,6 +13,8 @@ import builtins
 import json
 import logging
 import math
+import os
+import shutil
 
 import pytest
 import speechbrain as sb
@@ -29,6 +31,7 @@ from speechbrain_ext.training.brain import (
     SpeakerBrain,
     UnsafeCheckpointError,
 )
+from speechbrain_ext.training.checkpoint_faults import DamagedCheckpointError
 
 
 class Tiny(torch.nn.Module):
@@ -251,3 +254,145 @@ def test_optimizer_and_modules_recover_through_weights_only_loads(tmp_path):
     assert opt2.param_groups[0]["lr"] == 0.1
     state, state2 = opt.state_dict()["state"], opt2.state_dict()["state"]
     assert torch.equal(state[0]["exp_avg"], state2[0]["exp_avg"])
+
+
+# Damage after completion, set-aside folders, a full disk -------------------
+
+
+def _checkpointer(folder, model=None):
+    model = model if model is not None else torch.nn.Linear(3, 2)
+    return SafeCheckpointer(folder, {"embedding_model": model})
+
+
+def test_damaged_complete_checkpoint_stops_with_the_file_named(
+    tmp_path, caplog
+):
+    save = tmp_path / "save"
+    first = _checkpointer(save).save_checkpoint(meta={"n": 1})
+    last = _checkpointer(save).save_checkpoint(meta={"n": 2})
+    # Another file (of another size) in place of the weights.
+    torch.save(torch.nn.Linear(30, 20).state_dict(),
+               last.path / "embedding_model.ckpt")
+    model = torch.nn.Linear(3, 2)
+    weights = model.weight.detach().clone()
+    with pytest.raises(DamagedCheckpointError) as err:
+        _checkpointer(save, model).recover_if_possible()
+    text = str(err.value)
+    assert f"Checkpoint {last.path} is damaged (embedding_model.ckpt: " in text
+    assert "recorded" in text and "not an interrupted save" in text
+    assert f"move the damaged folder out of {save}" in text
+    # Nothing was loaded, renamed or deleted: the evidence stays.
+    assert torch.equal(model.weight, weights)
+    assert last.path.is_dir() and first.path.is_dir()
+    assert not list(save.glob("incomplete*"))
+    # Moving it away (as the message says) resumes from the older one.
+    shutil.move(str(last.path), str(tmp_path / "damaged"))
+    assert _checkpointer(save).recover_if_possible().path == first.path
+
+
+def test_unreadable_checkpoint_file_of_the_right_size_is_damage(tmp_path):
+    save = tmp_path / "save"
+    ckpt = _checkpointer(save).save_checkpoint()
+    path = ckpt.path / "embedding_model.ckpt"
+    path.write_bytes(bytes(path.stat().st_size))  # zeroed, same size
+    with pytest.raises(DamagedCheckpointError, match="embedding_model.ckpt: "
+                       "cannot be read"):
+        _checkpointer(save).recover_if_possible()
+
+
+def test_interrupted_checkpoint_restart_is_said_loudly(tmp_path, caplog):
+    save = tmp_path / "save"
+    ckpt = _checkpointer(save).save_checkpoint()
+    (ckpt.path / COMPLETE_MARKER).unlink()  # killed before the marker
+    with caplog.at_level(logging.WARNING):
+        assert _checkpointer(save).recover_if_possible() is None
+    text = caplog.text
+    assert f"Checkpoint {ckpt.path} is incomplete" in text
+    assert "training starts from the beginning" in text
+
+
+def test_set_aside_folders_reported_once_and_removed_after_next_save(
+    tmp_path, caplog
+):
+    save = tmp_path / "save"
+    good = _checkpointer(save).save_checkpoint(meta={"n": 0})
+    for n in (1, 2):  # two saves killed before their markers
+        bad = _checkpointer(save).save_checkpoint(meta={"n": n})
+        (bad.path / COMPLETE_MARKER).unlink()
+    assert _checkpointer(save).recover_if_possible().path == good.path
+    aside = sorted(p.name for p in save.glob("incomplete*-CKPT+*"))
+    assert len(aside) == 2
+    # A new run reports the earlier ones once, in one line.
+    caplog.clear()
+    ckpter = _checkpointer(save)
+    with caplog.at_level(logging.INFO):
+        ckpter.recover_if_possible()
+    lines = [r.getMessage() for r in caplog.records if "set aside" in
+             r.getMessage()]
+    assert len(lines) == 1 and all(name in lines[0] for name in aside)
+    # They are kept until the next checkpoint is complete, then removed.
+    assert len(ckpter.set_aside()) == 2
+    ckpter.save_checkpoint()
+    assert ckpter.set_aside() == []
+    assert "Removed 2 incomplete checkpoint folder(s)" in caplog.text
+
+
+_DISK_FULL_SCRIPT = """
+import os, sys, torch
+from speechbrain_ext.training.brain import SafeCheckpointer
+from speechbrain_ext.training.checkpoint_faults import CheckpointSaveError
+save = sys.argv[1]
+model = torch.nn.Linear(100, 100)           # about 40 kB per checkpoint
+ckpter = SafeCheckpointer(save, {"embedding_model": model})
+first = ckpter.save_checkpoint()
+free = os.statvfs(save).f_bavail * os.statvfs(save).f_frsize
+with open(os.path.join(save, "filler"), "wb") as f:  # leave 8 kB
+    f.write(bytes(max(free - 8192, 0)))
+try:
+    ckpter.save_checkpoint()
+except CheckpointSaveError as err:
+    print("ERROR", err)
+    print("CAUSE", type(err.__cause__).__name__, err.__cause__)
+    sys.stdout.flush()
+print("FIRST", first.path)
+print("LEFT", sorted(os.listdir(save)))
+"""
+
+
+def test_disk_full_during_save_says_so_and_keeps_the_previous(tmp_path):
+    """On a real full file system (a 256 kB tmpfs in a private mount
+    namespace; skipped where unprivileged namespaces are not allowed)."""
+    import shutil as sh
+    import subprocess
+    import sys
+
+    if sh.which("unshare") is None:
+        pytest.skip("unshare is not available")
+    mnt = tmp_path / "small_disk"
+    mnt.mkdir()
+    script = tmp_path / "full.py"
+    script.write_text(_DISK_FULL_SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    cmd = (
+        f"mount -t tmpfs -o size=256k none {mnt} && "
+        f"exec {sys.executable} {script} {mnt / 'save'}"
+    )
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", cmd],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    if "mount" in proc.stderr and proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = dict(
+        line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line
+    )
+    error, first = out["ERROR"], out["FIRST"]
+    assert error.startswith(f"Could not save a checkpoint in {mnt / 'save'}")
+    assert "the disk is full (" in error and "B free on the file" in error
+    assert f"The previous checkpoint {first} is intact" in error
+    assert "The partial checkpoint" in error and "was removed" in error
+    left = eval(out["LEFT"])  # noqa: S307 - our own script's list
+    assert left == sorted(["filler", os.path.basename(first)])

@@ -371,3 +371,77 @@ def test_header_progress_bar_can_be_switched_off(tmp_path, capsys):
     _, lengths = audio_lengths({wav: [None]}, workers=1, progress=False)
     assert lengths[wav] == 8000
     assert capsys.readouterr().err == ""
+
+
+# Bad audio: one policy with training (max_bad_file_fraction) ------------
+
+
+def _damage(path, how):
+    """Makes a prepared file unreadable or cuts it short (as a broken copy
+    or download would)."""
+    if how == "unreadable":
+        data = bytearray(open(path, "rb").read())
+        data[:4] = b"JUNK"
+        open(path, "wb").write(bytes(data))
+    else:  # truncated: keep the header, lose the second half of the data
+        os.truncate(path, 44 + (os.path.getsize(path) - 44) // 2)
+
+
+def test_bad_files_are_named_skipped_and_counted(vox, tmp_path, caplog):
+    root, made = vox
+    save = str(tmp_path / "out")
+    first = P.prepare_voxceleb_train(save, [root], valid_ratio=0, workers=1)
+    assert first["summary"]["excluded_bad"] == 0
+    # After preparation: one file turns unreadable, one is cut short.
+    unreadable, _ = made["id00001--sess0--00001"]
+    truncated, frames = made["id00002--sess1--00002"]
+    _damage(unreadable, "unreadable")
+    _damage(truncated, "truncated")
+    # libsndfile reports the shorter length without a word.
+    assert 0 < sf.info(truncated).frames < frames
+    with caplog.at_level(logging.WARNING):
+        out = P.prepare_voxceleb_train(save, [root], valid_ratio=0, workers=1)
+    assert not out["skipped"]
+    summary = out["summary"]
+    assert summary["excluded_bad"] == 2
+    assert summary["train_files"] == len(made) - 2
+    reasons = dict(b.split(": ", 1) for b in summary["bad_files"])
+    assert set(reasons) == {unreadable, truncated}
+    assert reasons[truncated].startswith(
+        f"truncated: its header announces {frames} frames, the file holds"
+    )
+    _, rows = _read_csv(out["train"])
+    assert {r["wav"] for r in rows}.isdisjoint({unreadable, truncated})
+    warning = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Left out 2 missing or unusable file(s)" in warning
+    assert unreadable in warning and truncated in warning
+
+
+def test_too_many_bad_files_stop_preparation_naming_them(vox, tmp_path):
+    root, made = vox
+    path, _ = made["id00000--sess1--00000"]
+    _damage(path, "truncated")
+    with pytest.raises(P.PreparationError) as err:
+        P.prepare_voxceleb_train(
+            str(tmp_path / "out"), [root], max_bad_file_fraction=0,
+            workers=1,
+        )
+    assert "1 file(s) of the 18 training files" in str(err.value)
+    assert f"{path} (truncated" in str(err.value)
+    assert "max_bad_file_fraction=0" in str(err.value)
+    # The same limit as training: 1 of 18, counted from at least 10 files.
+    ok = P.prepare_voxceleb_train(
+        str(tmp_path / "out"), [root], max_bad_file_fraction=0.1,
+        bad_file_min_files=10, workers=1,
+    )
+    assert ok["summary"]["excluded_bad"] == 1
+
+
+def test_truncated_trial_file_is_an_error(vox, tmp_path):
+    root, made = vox
+    path, _ = made["id00000--sess0--00000"]
+    _damage(path, "truncated")
+    trials = tmp_path / "trials.txt"
+    trials.write_text("1 id00000/sess0/00000.wav id00000/sess1/00001.wav\n")
+    with pytest.raises(P.PreparationError, match="truncated: its header"):
+        P.prepare_trial_csv(str(trials), root, str(tmp_path / "t.csv"))

@@ -68,6 +68,11 @@ def make_bad_files(folder):
     sf.write(bad["truncated_flac"], x, RATE, format="FLAC")
     data = bad["truncated_flac"].read_bytes()
     bad["truncated_flac"].write_bytes(data[: len(data) // 2])
+    # A WAV cut short (an interrupted download): libsndfile reads it as a
+    # valid shorter file; only its header's data size tells.
+    bad["truncated_wav"] = folder / "cut.wav"
+    sf.write(bad["truncated_wav"], x, RATE, subtype="PCM_16")
+    os.truncate(bad["truncated_wav"], 44 + 2 * 9000)
     bad["corrupt_flac_frames"] = folder / "zeroed.wav"
     sf.write(bad["corrupt_flac_frames"], x, RATE, format="FLAC")
     data = bytearray(bad["corrupt_flac_frames"].read_bytes())
@@ -89,6 +94,8 @@ REASONS = {
     "rate_8k": "sample rate 8000 Hz",
     "header_says_8k": "sample rate 8000 Hz",
     "truncated_flac": "",  # decoder error or short read
+    "truncated_wav": "truncated: its header announces 24000 frames, the "
+    "file holds 9000",
     "corrupt_flac_frames": "unreadable",
     "nan": "non-finite",
     "inf": "non-finite",
@@ -112,6 +119,29 @@ def test_every_kind_of_bad_file_raises_bad_audio_error(bad_files, kind, rng):
     # Workers send exceptions through pickling.
     again = pickle.loads(pickle.dumps(err.value))
     assert (again.path, again.reason) == (err.value.path, err.value.reason)
+
+
+def test_truncated_wav_reads_as_a_shorter_file_without_the_check(bad_files):
+    path = str(bad_files["truncated_wav"])
+    assert sf.info(path).frames == 9000  # libsndfile does not complain
+    assert sf.read(path)[0].shape == (9000,)
+
+
+def test_truncated_wav_is_counted_by_skip_bad_files(bad_files, tmp_path):
+    good = tmp_path / "good.wav"
+    sf.write(good, _signal(16000), RATE)
+    files = [str(bad_files["truncated_wav"]), str(good)]
+
+    class Files(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"sig": read_checked_crop(files[i], 8000)}
+
+    item = SkipBadFiles(Files(), groups=["a", "a"])[0]
+    assert item["files_read"] == 2 and len(item["bad_files"]) == 1
+    assert item["bad_files"][0].startswith(f"{files[0]}: truncated")
 
 
 def test_truncated_flac_passes_a_header_check(bad_files):

@@ -167,3 +167,11 @@ def test_trial_list_resolve_names_line(tmp_path):
     enrol, test = trials.resolve(tmp_path / "data", allow_outside=True)
     assert enrol[0] == str(tmp_path / "data" / "a" / "1.wav")
     assert test[1] == os.path.normpath(str(tmp_path / "../etc/3.wav"))
+
+
+def test_refused_path_hint_names_the_real_setting(tmp_path):
+    # The hint names the hparam a user can set, not a Python argument.
+    with pytest.raises(ValueError) as err:
+        resolve_path("../a.wav", str(tmp_path / "vox1"), where="t.txt:3")
+    assert "allow_paths_outside_data_folder" in str(err.value)
+    assert "allow_outside=True" not in str(err.value)
