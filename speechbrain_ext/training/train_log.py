@@ -63,6 +63,10 @@ def mark_resume(
     epoch: 1, lr: 1 - train loss: 2
     # abandoned attempt: epoch: 2, lr: 1 - train loss: 1.5
     # resumed ... from CKPT+x (end of epoch 1, 10 optimiser steps): ...
+    >>> fresh = getfixture("tmp_path") / "fresh.txt"
+    >>> _ = fresh.write_text("protocol: 8 training speakers\\n")
+    >>> mark_resume(fresh, 0, True, None), fresh.read_text()
+    (0, 'protocol: 8 training speakers\\n')
     """
     if not os.path.isfile(log_file):
         return 0
@@ -76,6 +80,9 @@ def mark_resume(
             line = ABANDONED + line
             marked += 1
         out.append(line)
+    epoch_lines = any(_EPOCH.match(line) for line in lines)
+    if not epoch_lines and checkpoint is None:
+        return 0  # a fresh start: only header lines (``protocol:``) so far
     if not out or (finished and not marked):
         return 0
     when = time.strftime("%Y-%m-%d %H:%M:%S")
