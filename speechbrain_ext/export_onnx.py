@@ -20,16 +20,17 @@ OnnxEmbeddingModel`` runs it with the lobe's checks.
 
 How: the model is copied with its CPU inference kernels replaced by the
 stock torch layers they subclass (``lobes/fast_conv.py``) and with the
-batch-vectorised masked layer norm, then traced by ``torch.export`` with
-symbolic batch and time (``torch.onnx.export(dynamo=True)``, which needs
-``onnxscript``). A branch that depends on the values of the lengths cannot
-be traced symbolically: the export then stops with :class:`OnnxExportError`
-instead of writing a graph fixed to the example's lengths. Before the file
-is kept, onnxruntime runs it on a padded batch of lengths not used for
-tracing and on a single utterance, against the PyTorch model run on each
-utterance alone; below a cosine of 0.9999 the file is deleted and the
-export fails. The export takes minutes on a CPU (mostly symbolic-shape
-tracing), once.
+batch-vectorised masked layer norm, traced by ``torch.export.export`` with
+symbolic batch and time, then translated by ``torch.onnx.export`` (which
+needs ``onnxscript``). A branch that depends on the values of the lengths
+cannot be traced symbolically: the export then stops with
+:class:`OnnxExportError` instead of writing a graph fixed to the example's
+lengths (``torch.onnx.export``'s ``draft_export`` fallback is never used).
+Before the file is kept, onnxruntime runs it on a padded batch of lengths
+not used for tracing and on a single utterance, against the PyTorch model
+run on each utterance alone; below a cosine of 0.9999 the file is deleted
+and the export fails. The export takes minutes on a CPU (mostly
+symbolic-shape tracing), once.
 
 Authors
  * MR-RawNet recipe contributors
@@ -294,10 +295,18 @@ def check_onnx(onnx_path, model, threads=None):
     }
 
 
-def _add_metadata(path, metadata):
-    """Stores string metadata in the ONNX file's ``metadata_props``."""
+def _finish_file(path, metadata):
+    """Names the dynamic axes ``batch`` / ``time`` and stores metadata."""
     onnx = require("onnx")
     proto = onnx.load(path)
+    wavs = proto.graph.input[0].type.tensor_type.shape.dim
+    names = {wavs[0].dim_param: "batch", wavs[1].dim_param: "time"}
+    names.pop("", None)
+    values = [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]
+    for value in values:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
     del proto.metadata_props[:]
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
@@ -305,7 +314,8 @@ def _add_metadata(path, metadata):
     onnx.save(proto, path)
 
 
-def export_model(model, out_path, opset=OPSET, check=True, metadata=None):
+def export_model(model, out_path, opset=OPSET, check=True, metadata=None,
+                 optimize=True):
     """Exports an ``MRRawNet`` module to ONNX and checks the result.
 
     Arguments
@@ -320,6 +330,8 @@ def export_model(model, out_path, opset=OPSET, check=True, metadata=None):
         Run :func:`check_onnx` and refuse a graph below :data:`MIN_COSINE`.
     metadata : dict or None
         Extra ``metadata_props`` entries.
+    optimize : bool
+        Run the onnxscript graph optimiser (constant folding, fusions).
 
     Returns
     -------
@@ -339,21 +351,19 @@ def export_model(model, out_path, opset=OPSET, check=True, metadata=None):
     wrapper = LengthMaskedEmbedding(graph_friendly_copy(model)).eval()
     wavs, rel, _ = _probe_batch([2.0, 1.43, 0.81], seed=5)
     start = time.time()
+    dynamic = torch.export.Dim.DYNAMIC
     try:
         with torch.enable_grad():
-            program = torch.onnx.export(
+            # torch.export directly: torch.onnx.export would fall back to
+            # draft_export, which fixes data-dependent branches silently.
+            exported = torch.export.export(
                 wrapper,
                 (wavs, rel.float()),
-                None,
-                dynamo=True,
-                input_names=list(INPUT_NAMES),
-                output_names=[OUTPUT_NAME],
                 dynamic_shapes={
-                    "wavs": {0: "batch", 1: "time"},
-                    "lengths": {0: "batch"},
+                    "wavs": {0: dynamic, 1: dynamic},
+                    "lengths": {0: dynamic},
                 },
-                opset_version=int(opset),
-                verbose=False,
+                strict=False,
             )
     except Exception as err:  # noqa: BLE001 - re-raised with the reason
         raise OnnxExportError(
@@ -362,13 +372,28 @@ def export_model(model, out_path, opset=OPSET, check=True, metadata=None):
             "the export refuses to fix it to the example's lengths "
             f"({type(err).__name__}: {str(err).splitlines()[0][:500]})"
         ) from err
+    try:
+        program = torch.onnx.export(
+            exported,
+            dynamo=True,
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            opset_version=int(opset),
+            optimize=bool(optimize),
+            verbose=False,
+        )
+    except Exception as err:  # noqa: BLE001 - re-raised with the reason
+        raise OnnxExportError(
+            f"the traced model cannot be translated to ONNX opset {opset} "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:500]})"
+        ) from err
     seconds = time.time() - start
     out_path = os.path.abspath(os.fspath(out_path))
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     tmp = f"{out_path}.{os.getpid()}.tmp"
     try:
         program.save(tmp, external_data=False)
-        _add_metadata(tmp, {
+        _finish_file(tmp, {
             "producer": "speechbrain_ext.export_onnx",
             "inputs": "wavs float32 [B, T] 16 kHz zero-padded; lengths "
                       "float32 [B] relative in (0, 1]",
