@@ -35,7 +35,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from speechbrain_ext.convert_official import convert_state_dict  # noqa: E402
+from speechbrain_ext.convert_official import (  # noqa: E402
+    convert_state_dict,
+    split_official_checkpoint,
+)
 from speechbrain_ext.export_onnx import export_model  # noqa: E402
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet  # noqa: E402
 from speechbrain_ext.onnx_runtime import OnnxEmbeddingModel  # noqa: E402
@@ -113,6 +116,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default=os.path.join(
         ROOT, "results", "bench_onnx"))
+    parser.add_argument(
+        "--checkpoint", help="official-format checkpoint to load into all "
+        "three (default: the official network's random initialisation)")
+    parser.add_argument(
+        "--onnx", help="an export of these weights (checked by digest)")
     args = parser.parse_args()
     import onnxruntime
 
@@ -121,11 +129,25 @@ def main():
     print(f"CPU: {cpu_model()}; load average before: {load_average()}")
     official = official_network()
     ours = MRRawNet(**OFFICIAL_MODEL_KWARGS).eval()
-    if official is not None:
+    if args.checkpoint:
+        state = torch.load(args.checkpoint, map_location="cpu",
+                           weights_only=True)
+        network, _ = split_official_checkpoint(state)
+        if official is not None:
+            official.load_state_dict(network)
+        ours.load_state_dict(convert_state_dict(network))
+    elif official is not None:
         ours.load_state_dict(convert_state_dict(official.state_dict()))
-    digest = state_dict_digest(ours.state_dict())[:16]
-    path = os.path.join(args.cache, f"mr_rawnet_{digest}.onnx")
-    if not os.path.isfile(path):
+    digest = state_dict_digest(ours.state_dict())
+    path = args.onnx or os.path.join(
+        args.cache, f"mr_rawnet_{digest[:16]}.onnx"
+    )
+    if args.onnx:
+        meta = OnnxEmbeddingModel(path).metadata
+        stored = meta.get("checkpoint_state_sha256")
+        if stored is not None and stored != digest:
+            raise SystemExit(f"{path} holds other weights than the model")
+    elif not os.path.isfile(path):
         print(f"exporting to {path} (minutes) ...", flush=True)
         report = export_model(ours, path)
         print(f"export: {report}")
