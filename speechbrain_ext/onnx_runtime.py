@@ -85,6 +85,9 @@ class OnnxEmbeddingModel(torch.nn.Module):
         onnxruntime intra-op threads (None: onnxruntime's default).
     providers : sequence of str
         onnxruntime execution providers.
+    spin : bool
+        Let idle onnxruntime threads spin-wait (onnxruntime's default,
+        lowest latency on a dedicated CPU; off here, see the code).
 
     Example
     -------
@@ -95,7 +98,7 @@ class OnnxEmbeddingModel(torch.nn.Module):
     """
 
     def __init__(self, path, threads=None,
-                 providers=("CPUExecutionProvider",)):
+                 providers=("CPUExecutionProvider",), spin=False):
         super().__init__()
         path = os.fspath(path)
         if not os.path.isfile(path):
@@ -105,6 +108,13 @@ class OnnxEmbeddingModel(torch.nn.Module):
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
+        if not spin:
+            # Idle onnxruntime threads otherwise keep spinning on the
+            # cores after each run, which starves torch, the audio readers
+            # and other processes on a shared CPU.
+            options.add_session_config_entry(
+                "session.intra_op.allow_spinning", "0"
+            )
         try:
             self.session = ort.InferenceSession(
                 path, options, providers=list(providers)
