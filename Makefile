@@ -9,10 +9,12 @@ PKG_STAMP := $(VENV)/.installed-package
 
 .PHONY: install test lint unit demo bench gpu-check gpu-pack clean-venv
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-official.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-official.txt \
+		requirements-deploy.txt
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(VPY) -m pip install -q -r requirements.txt -r requirements-dev.txt \
+		-r requirements-deploy.txt
 	$(VPY) -m pip install -q --no-deps -r requirements-official.txt
 	touch $(STAMP)
 

@@ -9,10 +9,16 @@ Stages (each prints a line; each reuses what a previous run finished):
 2. train a small MR-RawNet (``hparams/mr_rawnet_demo.yaml``) through the
    real training recipe, augmentation on; it exports a pretrained folder;
 3. load that folder back with SpeechBrain's ``EncoderClassifier``;
-4. score the trial list through the real verification recipe, at full
-   length and on 1.04 s and 2.04 s test crops;
-5. score the same trials with an MFCC mean+std cosine baseline and print
-   both side by side, with where every output went.
+4. calibrate the model's cosine scores to log-likelihood ratios
+   (``python -m speechbrain_ext.calibrate``) on a development corpus of
+   other synthetic speakers, disjoint from the test speakers;
+5. score the trial list through the real verification recipe, at full
+   length and on 1.04 s and 2.04 s test crops (cosine, and calibrated with
+   Cllr and the actual cost of the decision at P_target 0.01);
+6. score the same trials with an MFCC mean+std cosine baseline;
+7. export the model to ONNX (``python -m speechbrain_ext.export_onnx``,
+   which checks onnxruntime against PyTorch on padded batches), and print
+   the results side by side with where every output went.
 
 Usage::
 
@@ -40,6 +46,7 @@ sys.path.insert(0, ROOT)
 from speechbrain_ext.data.synthetic import generate_corpus  # noqa: E402
 
 CONDITIONS = ["full", "1.04s", "2.04s"]
+STAGES = 7
 
 
 def stage(number, total, text):
@@ -91,6 +98,52 @@ def keep_or_retire(folder, fingerprint):
         fh.write(fingerprint + "\n")
 
 
+def calibration_table(calibrated, info):
+    """Markdown lines: Cllr and the P_target 0.01 decision per condition."""
+    lines = [
+        f"Calibrated on {info['n_trials']} development trials of other "
+        f"speakers: LLR > {info['decision_threshold_llr']:.3f} (cosine > "
+        f"{info['decision_threshold_cosine']:.4f}) at P_target "
+        f"{info['decision_p_target']:g}.",
+        "",
+        "| condition | Cllr | min-Cllr | P_fa@0.01 | P_miss@0.01 | "
+        "actDCF@0.01 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cond, m in calibrated.items():
+        lines.append(
+            f"| {cond} | {m['cllr']:.3f} | {m['min_cllr']:.3f} | "
+            f"{100 * m['p_fa@0.01']:.2f} % | {100 * m['p_miss@0.01']:.1f} % "
+            f"| {m['act_dcf@0.01']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def export_onnx_once(pretrained, onnx_path):
+    """Exports to ONNX unless the file already holds these weights.
+
+    A kept file is checked against PyTorch again (seconds); a new export
+    runs ``python -m speechbrain_ext.export_onnx`` (minutes).
+    """
+    from speechbrain_ext.export_onnx import check_onnx
+    from speechbrain_ext.onnx_runtime import OnnxEmbeddingModel
+    from speechbrain_ext.pretrained import state_digest
+    from speechbrain_ext.scoring.extract import load_embedding_model
+
+    digest = state_digest(os.path.join(pretrained, "embedding_model.ckpt"))
+    state = "exported"
+    if os.path.isfile(onnx_path) and OnnxEmbeddingModel(
+        onnx_path
+    ).metadata.get("checkpoint_state_sha256") == digest:
+        state = "reused"
+    else:
+        run_recipe(
+            ["-m", "speechbrain_ext.export_onnx", pretrained, onnx_path]
+        )
+    model, _, _ = load_embedding_model(pretrained)
+    return {**check_onnx(onnx_path, model), "state": state}
+
+
 def parse_args(argv):
     """Command-line options of the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -99,6 +152,12 @@ def parse_args(argv):
     parser.add_argument("--n_train_speakers", type=int, default=100)
     parser.add_argument("--n_test_speakers", type=int, default=20)
     parser.add_argument("--utts_per_speaker", type=int, default=16)
+    parser.add_argument(
+        "--n_dev_speakers", type=int, default=20,
+        help="speakers of the calibration corpus (disjoint from the test "
+        "speakers)",
+    )
+    parser.add_argument("--dev_utts_per_speaker", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--train_hparams", default="hparams/mr_rawnet_demo.yaml"
@@ -136,7 +195,7 @@ def main(argv=None):
     os.makedirs(results, exist_ok=True)
     quiet = ["--noprogressbar"] if args.noprogressbar else []
 
-    t = stage(1, 5, "Synthetic corpus (espeak-ng voices, offline)")
+    t = stage(1, STAGES, "Synthetic corpus (espeak-ng voices, offline)")
     info = generate_corpus(
         os.path.join(workdir, "corpus"),
         n_train_speakers=args.n_train_speakers,
@@ -153,7 +212,7 @@ def main(argv=None):
         f"trials in {paths['root']} ({time.time() - t:.0f} s)"
     )
 
-    t = stage(2, 5, "Training a small MR-RawNet (real training recipe)")
+    t = stage(2, STAGES, "Training a small MR-RawNet (real training recipe)")
     train_out = os.path.join(results, "train")
     keep_or_retire(train_out, training_fingerprint(args, info))
     run_recipe(
@@ -172,7 +231,7 @@ def main(argv=None):
     pretrained = os.path.join(train_out, "pretrained")
     print(f"    done in {time.time() - t:.0f} s; model in {pretrained}")
 
-    t = stage(3, 5, "Loading the exported model with EncoderClassifier")
+    t = stage(3, STAGES, "Loading the exported model with EncoderClassifier")
     from speechbrain.inference.speaker import EncoderClassifier
 
     clf = EncoderClassifier.from_hparams(
@@ -185,7 +244,34 @@ def main(argv=None):
     emb = clf.encode_batch(clf.load_audio(first)[None])
     print(f"    embedding of {trials.enrol[0]}: shape {list(emb.shape)}")
 
-    t = stage(4, 5, "Scoring the trials (real verification recipe)")
+    t = stage(4, STAGES, "Calibration on a development corpus of other "
+              "speakers")
+    dev = generate_corpus(
+        os.path.join(workdir, "dev_corpus"),
+        n_train_speakers=0,
+        n_test_speakers=args.n_dev_speakers,
+        utts_per_speaker=args.dev_utts_per_speaker,
+        seed=args.seed + 1,  # other voices than the test speakers
+        n_noise=1, n_music=1, n_speech=1, n_rooms=1, rirs_per_room=1,
+        progress=not args.noprogressbar,
+    )
+    run_recipe(
+        [
+            "-m", "speechbrain_ext.calibrate", pretrained,
+            dev["paths"]["trials"],
+            f"--audio_folder={dev['paths']['wav_dir']}",
+            f"--cache_folder={os.path.join(results, 'calibration_cache')}",
+            *quiet,
+        ]
+    )
+    with open(os.path.join(pretrained, "calibration.json")) as fh:
+        calibration = json.load(fh)
+    print(
+        f"    {dev['n_trials']} development trials of "
+        f"{len(dev['test_speakers'])} speakers ({time.time() - t:.0f} s)"
+    )
+
+    t = stage(5, STAGES, "Scoring the trials (real verification recipe)")
     verify_out = os.path.join(results, "verification")
     run_recipe(
         [
@@ -203,7 +289,7 @@ def main(argv=None):
         ours = json.load(fh)["results"]
     list_name = next(iter(ours))
 
-    t = stage(5, 5, "MFCC mean+std cosine baseline on the same trials")
+    t = stage(6, STAGES, "MFCC mean+std cosine baseline on the same trials")
     from speechbrain_ext.scoring.baseline import score_baseline
 
     enrol, test = trials.resolve(paths["wav_dir"])
@@ -220,11 +306,26 @@ def main(argv=None):
         rows.append((cond, "MR-RawNet", ours[list_name][cond]["cosine"]))
         rows.append((cond, "MFCC baseline", base[cond].as_dict()))
     text = table(rows)
+    calibrated = {c: ours[list_name][c]["calibrated"] for c in CONDITIONS}
+    text += "\n\n" + calibration_table(calibrated, calibration["info"])
+
+    t = stage(7, STAGES, "ONNX export, checked against PyTorch")
+    onnx_path = os.path.join(results, "mr_rawnet_demo.onnx")
+    onnx_report = export_onnx_once(pretrained, onnx_path)
+    print(
+        f"    {onnx_path}: onnxruntime vs PyTorch cosine >= "
+        f"{min(onnx_report['padded_min_cosine'], onnx_report['single_cosine']):.6f}"  # noqa: E501
+        f" (padded batch and single utterance), "
+        f"{onnx_report['state']} ({time.time() - t:.0f} s)"
+    )
     wall = time.time() - start
     summary = {
         "conditions": CONDITIONS,
         "mr_rawnet": {c: ours[list_name][c]["cosine"] for c in CONDITIONS},
+        "mr_rawnet_calibrated": calibrated,
+        "calibration": calibration,
         "mfcc_baseline": {c: base[c].as_dict() for c in CONDITIONS},
+        "onnx": onnx_report,
         "wall_seconds": wall,
     }
     with open(os.path.join(results, "demo_results.json"), "w") as fh:
@@ -240,6 +341,8 @@ def main(argv=None):
     print(f"  training run      {train_out} (train_log.txt)")
     print(f"  pretrained model  {pretrained}")
     print(f"  scores and plots  {verify_out}")
+    print(f"  calibration       {os.path.join(pretrained, 'calibration.json')}")
+    print(f"  ONNX model        {onnx_path}")
     det = os.path.join(verify_out, "plots", f"{list_name}_det.png")
     print(f"  DET curve         {det}")
     print(f"  this table        {os.path.join(results, 'demo_results.md')}")

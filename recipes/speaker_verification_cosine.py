@@ -23,6 +23,14 @@ load the model; extract the missing embeddings (batched, resumable cache);
 score every list and condition; write score files, ``results.md``,
 ``results.json``, a DET plot and a score histogram per list.
 
+When the pretrained folder holds a ``calibration.json`` (``python -m
+speechbrain_ext.calibrate``), every condition is also reported as
+``calibrated``: the cosine scores mapped to LLRs, with Cllr, min-Cllr and
+the actual DCF of the Bayes decision next to EER and minDCF
+(``--use_calibration=False`` turns it off). ``--onnx_model=model.onnx``
+extracts the embeddings with onnxruntime from an exported model
+(``python -m speechbrain_ext.export_onnx``) instead of PyTorch.
+
 Authors
  * MR-RawNet recipe contributors
 """
@@ -161,6 +169,19 @@ def compute_embeddings(hparams, inputs, run_opts, folder):
     model, checkpoint, config = extract.load_embedding_model(folder)
     device = pick_device(run_opts["device"])
     precision = run_opts["eval_precision"]
+    onnx_model = hparams.get("onnx_model")
+    if onnx_model:
+        from speechbrain_ext.onnx_runtime import OnnxEmbeddingModel
+        from speechbrain_ext.pretrained import sha256_of
+
+        if device.type != "cpu" or precision != "fp32":
+            raise ValueError(
+                "onnx_model runs with onnxruntime on the CPU in float32: "
+                "use --device=cpu and --eval_precision=fp32"
+            )
+        model = OnnxEmbeddingModel(onnx_model, torch.get_num_threads())
+        config += f"\n# onnxruntime model sha256 {sha256_of(onnx_model)}\n"
+        logger.info("Embeddings from %s (onnxruntime)", onnx_model)
     logger.info("Model %s on %s (%s)", folder, device, precision)
     key = extract.cache_key(
         checkpoint, config, inputs["views"], hparams["sample_rate"], precision
@@ -190,6 +211,7 @@ def compute_embeddings(hparams, inputs, run_opts, folder):
     )
     meta = {
         "pretrained": folder, "device": str(device), "precision": precision,
+        "onnx_model": onnx_model or None,
         "cache": cache.folder, "score_norm": hparams["score_norm"],
         "conditions": inputs["views"],
         "lists": {x.spec.name: x.spec.path for x in inputs["lists"]},
@@ -198,7 +220,50 @@ def compute_embeddings(hparams, inputs, run_opts, folder):
     return embeddings, meta
 
 
-def score_lists(hparams, inputs, embeddings):
+def load_calibration(hparams, folder, lists):
+    """The pretrained folder's calibration, when there is one and it is used.
+
+    Warns when a scored list is the one the calibration was fitted on.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters (``use_calibration``, default True).
+    folder : str
+        The pretrained folder.
+    lists : sequence of LoadedList
+        The scored lists.
+
+    Returns
+    -------
+    LogisticCalibration or None
+        None when the folder has no ``calibration.json`` or
+        ``use_calibration`` is False.
+    """
+    from speechbrain_ext.pretrained import sha256_of
+    from speechbrain_ext.scoring.calibration import folder_calibration
+
+    if not hparams.get("use_calibration", True):
+        return None
+    calibration = folder_calibration(folder)
+    if calibration is None:
+        return None
+    fitted = calibration.info.get("trial_list_sha256")
+    for loaded in lists:
+        if fitted and sha256_of(loaded.spec.path) == fitted:
+            logger.warning(
+                "The calibration was fitted on %s itself: its calibrated "
+                "Cllr and actual DCF are optimistic", loaded.spec.path,
+            )
+    logger.info(
+        "Calibrated scores: LLR = %.4f * cosine + %.4f (%s)",
+        calibration.weights[0], calibration.bias,
+        calibration.info.get("trial_list", "?"),
+    )
+    return calibration
+
+
+def score_lists(hparams, inputs, embeddings, calibration=None):
     """Scores every list and condition; writes the score files and plots.
 
     Arguments
@@ -209,6 +274,9 @@ def score_lists(hparams, inputs, embeddings):
         Output of :func:`read_inputs`.
     embeddings : dict
         Output of :func:`compute_embeddings`.
+    calibration : LogisticCalibration or None
+        When given, the cosine scores are also reported calibrated (a
+        ``calibrated`` scoring with Cllr, min-Cllr and actual DCF).
 
     Returns
     -------
@@ -235,6 +303,8 @@ def score_lists(hparams, inputs, embeddings):
                 scored["as-norm"] = normaliser(
                     scored["cosine"], enrol, test, embeddings
                 )
+            if calibration is not None:
+                scored["calibrated"] = calibration.llr(scored["cosine"])
             for scoring, scores in scored.items():
                 suffix = "" if scoring == "cosine" else f".{scoring}"
                 report.write_scores(
@@ -243,8 +313,11 @@ def score_lists(hparams, inputs, embeddings):
                     t.enrol, t.test, t.labels, scores,
                 )
                 rows.append(report.metrics_row(
-                    name, condition, scoring, t.labels, scores, p_targets
+                    name, condition, scoring, t.labels, scores, p_targets,
+                    llr=scoring == "calibrated",
                 ))
+                if scoring == "calibrated":
+                    continue  # same DET curve as cosine (monotonic map)
                 label = condition + ("" if not suffix else f" {scoring}")
                 det[label] = (scores[positive], scores[negative])
             primary = scored.get("as-norm", scored["cosine"])
@@ -287,7 +360,10 @@ def main(argv=None):
     folder = extract.resolve_pretrained_folder(hparams["pretrained_path"])
     inputs = read_inputs(hparams, progress=not run_opts["noprogressbar"])
     embeddings, meta = compute_embeddings(hparams, inputs, run_opts, folder)
-    rows = score_lists(hparams, inputs, embeddings)
+    calibration = load_calibration(hparams, folder, inputs["lists"])
+    if calibration is not None:
+        meta["calibration"] = calibration.to_dict()
+    rows = score_lists(hparams, inputs, embeddings, calibration)
     report.write_results(
         rows, hparams["output_folder"], hparams["p_targets"], meta
     )

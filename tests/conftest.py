@@ -98,3 +98,30 @@ def corpus(tmp_path_factory):
         progress=False,
     )
     return info["paths"]
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """A tiny pretrained folder (seeded random weights, BatchNorm statistics
+    set away from the identity) and its ONNX export: (folder, onnx path,
+    export report). Skips when the deployment packages are missing."""
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(name)
+    from speechbrain_ext.export_onnx import export_onnx
+    from speechbrain_ext.lobes.mr_rawnet import MRRawNet
+    from speechbrain_ext.pretrained import write_pretrained_folder
+
+    torch.manual_seed(3)
+    model = MRRawNet(**TINY_KWARGS)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    out = tmp_path_factory.mktemp("tiny_onnx")
+    folder = write_pretrained_folder(
+        str(out / "pretrained"), TINY_KWARGS, model.state_dict(),
+        torch.randn(3, TINY_KWARGS["lin_neurons"]), ["a", "b", "c"],
+    )
+    path = out / "tiny.onnx"
+    report = export_onnx(folder, str(path))
+    return pathlib.Path(folder), path, report

@@ -773,6 +773,7 @@ def extract_embeddings(
     num_workers=2,
     progress=True,
     read_fn=None,
+    failed=None,
 ):
     """Computes the missing views of every utterance, using the cache.
 
@@ -806,11 +807,16 @@ def extract_embeddings(
     read_fn : callable or None
         ``path -> 1-D waveform``; default :func:`read_waveform` at the
         embedder's rate.
+    failed : dict or None
+        None: an unreadable file (:class:`AudioFileError` from ``read_fn``)
+        stops the run. A dict: the file is skipped and ``failed[path]``
+        gets the error message.
 
     Returns
     -------
     dict
-        ``(path, view name) -> float32 embedding`` for every requested view.
+        ``(path, view name) -> float32 embedding`` for every requested view
+        (skipped files left out).
 
     Example
     -------
@@ -849,8 +855,17 @@ def extract_embeddings(
         len(needs) - len(todo), len(todo), len(groups),
     )
 
+    def read_one(path):
+        try:
+            return read_fn(path)
+        except AudioFileError as err:
+            if failed is None:
+                raise
+            failed[path] = str(err)
+            return None
+
     def read_group(group):
-        return [(p, read_fn(p)) for p in group]
+        return [(p, w) for p in group if (w := read_one(p)) is not None]
 
     bar = tqdm(
         total=len(todo), desc="Embedding", unit="utt", disable=not progress,
@@ -859,9 +874,10 @@ def extract_embeddings(
     last_flush, since_flush = time.monotonic(), 0
     batches = _prefetch(groups, read_group, num_workers, 2)
     try:
-        for batch in batches:
-            _embed_group(embedder, cache, batch, todo, stamps)
-            bar.update(len(batch))
+        for group, batch in zip(groups, batches, strict=True):
+            if batch:
+                _embed_group(embedder, cache, batch, todo, stamps)
+            bar.update(len(group))
             since_flush += 1
             if since_flush >= flush_every_batches or (
                 time.monotonic() - last_flush >= flush_every_seconds
@@ -874,6 +890,8 @@ def extract_embeddings(
         cache.flush()
     out = {}
     for path, views in needs.items():
+        if failed is not None and path in failed:
+            continue
         for v in views:
             out[(path, view_name(v))] = cache.get(
                 path, view_name(v), stamps[path]

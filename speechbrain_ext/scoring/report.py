@@ -14,6 +14,7 @@ import tempfile  # noqa: F401 (used by the doctests)
 import numpy as np
 
 from speechbrain_ext.atomic_files import atomic_write_text
+from speechbrain_ext.scoring.calibration_metrics import calibration_summary
 from speechbrain_ext.scoring.metrics import compute_metrics
 from speechbrain_ext.scoring.plots import _new_figure, _save
 
@@ -65,8 +66,12 @@ def write_scores(path, enrol, test, labels, scores):
 
 
 def metrics_row(list_name, condition, scoring, labels, scores,
-                p_targets=(0.01, 0.05)):
+                p_targets=(0.01, 0.05), llr=False):
     """EER and minDCFs of one list, condition and scoring, as a flat dict.
+
+    For calibrated scores (``llr=True``) the row also holds the Cllr, the
+    min-Cllr and, per prior, the actual DCF and error rates of the Bayes
+    decision (see :mod:`speechbrain_ext.scoring.calibration_metrics`).
 
     Arguments
     ---------
@@ -82,13 +87,16 @@ def metrics_row(list_name, condition, scoring, labels, scores,
         One score per trial.
     p_targets : sequence of float
         Priors of the minDCFs.
+    llr : bool
+        The scores are calibrated natural-log LLRs.
 
     Returns
     -------
     dict
         ``list``, ``condition``, ``scoring``, ``eer`` (fraction),
         ``eer_threshold``, ``min_dcf@<p>``, ``n_trials``, ``n_target``,
-        ``n_nontarget``.
+        ``n_nontarget``; with ``llr``, also ``cllr``, ``min_cllr``,
+        ``act_dcf@<p>``, ``p_fa@<p>`` and ``p_miss@<p>``.
 
     Example
     -------
@@ -107,6 +115,8 @@ def metrics_row(list_name, condition, scoring, labels, scores,
     }
     for p in p_targets:
         row[f"min_dcf@{p:g}"] = m.min_dcf[p]
+    if llr:
+        row.update(calibration_summary(labels, scores, tuple(p_targets)))
     row.update(
         n_trials=m.n_target + m.n_nontarget,
         n_target=m.n_target,
@@ -117,6 +127,9 @@ def metrics_row(list_name, condition, scoring, labels, scores,
 
 def results_markdown(rows, p_targets=(0.01, 0.05)):
     """The results as a Markdown table (EER in percent).
+
+    When a row holds calibrated scores, Cllr, min-Cllr and actual-DCF
+    columns are added (``-`` in the other rows).
 
     Arguments
     ---------
@@ -138,8 +151,12 @@ def results_markdown(rows, p_targets=(0.01, 0.05)):
     |---|---|---|---:|---:|---:|
     | o | full | cosine | 0.000 | 0.0000 | 2 |
     """
+    calibrated = any("cllr" in row for row in rows)
     head = ["List", "Condition", "Scoring", "EER (%)"]
-    head += [f"minDCF@{p:g}" for p in p_targets] + ["Trials"]
+    head += [f"minDCF@{p:g}" for p in p_targets]
+    if calibrated:
+        head += ["Cllr", "minCllr"] + [f"actDCF@{p:g}" for p in p_targets]
+    head += ["Trials"]
     lines = [
         "| " + " | ".join(head) + " |",
         "|---|---|---|" + "---:|" * (len(head) - 3),
@@ -148,6 +165,11 @@ def results_markdown(rows, p_targets=(0.01, 0.05)):
         cells = [row["list"], row["condition"], row["scoring"]]
         cells.append(f"{100 * row['eer']:.3f}")
         cells += [f"{row[f'min_dcf@{p:g}']:.4f}" for p in p_targets]
+        if calibrated and "cllr" in row:
+            cells += [f"{row['cllr']:.4f}", f"{row['min_cllr']:.4f}"]
+            cells += [f"{row[f'act_dcf@{p:g}']:.4f}" for p in p_targets]
+        elif calibrated:
+            cells += ["-"] * (2 + len(p_targets))
         cells.append(str(row["n_trials"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -196,6 +218,12 @@ def write_results(rows, folder, p_targets=(0.01, 0.05), meta=None):
     md += (
         "\nEER in percent; minDCF normalised, C_miss = C_fa = 1.\n"
     )
+    if any("cllr" in row for row in rows):
+        md += (
+            "Calibrated rows: scores are natural-log LLRs; Cllr and "
+            "min-Cllr in bits; actDCF is the normalised cost of deciding "
+            "at LLR > log((1 - P_target) / P_target).\n"
+        )
     md_path = atomic_write_text(os.path.join(folder, "results.md"), md)
     payload = {"meta": meta or {}, "rows": list(rows), "results": nested}
     json_path = atomic_write_text(

@@ -35,19 +35,23 @@ def test_demo_end_to_end(tmp_path):
         "--n_train_speakers=4",
         "--n_test_speakers=2",
         "--utts_per_speaker=3",
+        "--n_dev_speakers=3",
+        "--dev_utts_per_speaker=3",
         "--noprogressbar",
         *[f"--train_arg={a}" for a in train],
         "--verify_arg=--device=cpu",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # The first run also exports to ONNX (minutes on a loaded CPU).
     done = subprocess.run(
-        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    for n in range(1, 6):
-        assert f"[{n}/5]" in out
+    for n in range(1, 8):
+        assert f"[{n}/7]" in out
     assert "MFCC baseline" in out and "MR-RawNet" in out
+    assert "Cllr" in out and "LLR >" in out
 
     results = tmp_path / "results"
     summary = json.loads((results / "demo_results.json").read_text())
@@ -57,11 +61,21 @@ def test_demo_end_to_end(tmp_path):
             assert 0.0 <= metrics["eer"] <= 1.0
             assert metrics["n_target"] > 0 and metrics["n_nontarget"] > 0
     table = (results / "demo_results.md").read_text().splitlines()
-    assert len(table) == 2 + 6
+    assert len(table) == 2 + 6 + 3 + 2 + 3  # EER table, calibration table
+    for metrics in summary["mr_rawnet_calibrated"].values():
+        assert 0.0 <= metrics["min_cllr"] <= metrics["cllr"] + 1e-9
+        assert 0.0 <= metrics["p_fa@0.01"] <= 1.0
+    info = summary["calibration"]["info"]
+    assert info["decision_p_target"] == 0.01
+    assert "dev_corpus" in info["trial_list"]
+    assert summary["onnx"]["padded_min_cosine"] >= 0.9999
+    assert summary["onnx"]["state"] == "exported"
+    assert (results / "mr_rawnet_demo.onnx").is_file()
 
     pretrained = results / "train" / "pretrained"
     for name in ["hyperparams.yaml", "embedding_model.ckpt", "classifier.ckpt"]:
         assert (pretrained / name).is_file()
+    assert (pretrained / "calibration.json").is_file()
     state = torch.load(pretrained / "embedding_model.ckpt", weights_only=True)
     assert state["fc.weight"].shape[0] == TINY_KWARGS["lin_neurons"]
     assert (results / "train" / "train_log.txt").read_text().strip()
@@ -76,8 +90,8 @@ def test_demo_end_to_end(tmp_path):
     for name in plots:
         assert (verification / "plots" / name).read_bytes()[:4] == b"\x89PNG"
     scores = sorted(os.listdir(verification / "scores" / "synthetic"))
-    assert len(scores) == 3, scores
-    first = (verification / "scores" / "synthetic" / scores[0]).read_text()
+    assert len(scores) == 6, scores  # cosine and calibrated
+    first = (verification / "scores" / "synthetic" / "full.txt").read_text()
     label, score = first.splitlines()[0].split()[2:]
     assert label in {"0", "1"} and -1.0 <= float(score) <= 1.0
 
@@ -88,6 +102,8 @@ def test_demo_end_to_end(tmp_path):
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "reused" in again.stdout
+    again_summary = json.loads((results / "demo_results.json").read_text())
+    assert again_summary["onnx"]["state"] == "reused"
     assert (results / "train" / "train_log.txt").read_text() == train_log
     log = (verification / "log.txt").read_text().splitlines()
     extraction = [line for line in log if "Embeddings:" in line]
