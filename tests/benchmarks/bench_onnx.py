@@ -23,10 +23,8 @@ This is a measurement, not a test.
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
@@ -34,6 +32,9 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "benchmarks"))
+
+from bench_lobe import time_interleaved  # noqa: E402
 
 from speechbrain_ext.convert_official import (  # noqa: E402
     convert_state_dict,
@@ -94,19 +95,6 @@ def cases(seed=0):
         ("8 x 2 s", eight, None),
         ("16 x 1-10 s", mixed, n.double() / n.max()),
     ]
-
-
-def time_interleaved(runs, repeats):
-    """Median wall time of each callable, calls alternating between them."""
-    for _, fn in runs:
-        fn()  # warm-up
-    times = {label: [] for label, _ in runs}
-    for _ in range(repeats):
-        for label, fn in runs:
-            start = time.perf_counter()
-            fn()
-            times[label].append(time.perf_counter() - start)
-    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def main():
