@@ -417,28 +417,84 @@ class DilatedConv1d(nn.Conv1d):
         """
         if not _use_fast_path(x, self.weight, self.bias):
             return super().forward(x)
+        return self.forward_with(x, self.weight, self.bias)
+
+    def forward_with(self, x, weight, bias):
+        """The convolution with other weights (for folded layers).
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[B, C_in, T]``.
+        weight : torch.Tensor
+            ``[C_out, C_in, K]``.
+        bias : torch.Tensor or None
+            ``[C_out]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C_out, T]``.
+        """
         return _run(
-            "dilated", self.weight, self.dilation[0], x, super().forward,
-            self._tap_forward,
+            "dilated", weight, self.dilation[0], x,
+            lambda t: self._conv_forward(t, weight, bias),
+            lambda t: self._tap_forward(t, weight, bias),
         )
 
-    def _tap_forward(self, x):
+    def _tap_forward(self, x, weight=None, bias=None):
         """One matrix product for every tap, then shifted adds."""
+        if weight is None:
+            weight, bias = self.weight, self.bias
         batch, _, frames = x.shape
         kernel, out_channels = self.kernel_size[0], self.out_channels
         # weight [C_out, C_in, K] -> rows (tap, C_out), columns C_in.
-        weight = self.weight.permute(2, 0, 1).reshape(kernel * out_channels, -1)
+        weight = weight.permute(2, 0, 1).reshape(kernel * out_channels, -1)
         taps = _channel_matmul(weight, x)
         taps = taps.view(batch, kernel, out_channels, frames)
         centre = kernel // 2
         y = taps[:, centre]
-        y = y + self.bias.unsqueeze(-1) if self.bias is not None else y.clone()
+        y = y + bias.unsqueeze(-1) if bias is not None else y.clone()
         for k in range(kernel):
             shift = (k - centre) * self.dilation[0]
             if k != centre and abs(shift) < frames:
                 out, inp = _shifted(frames, shift)
                 y[..., out] += taps[:, k, :, inp]
         return y
+
+
+def conv_with(conv, x, weight, bias):
+    """Runs ``conv`` on ``x`` with other weights, keeping its CPU kernel
+    choice (``PointwiseConv1d``, ``DilatedConv1d``) or its stock kernel.
+
+    Arguments
+    ---------
+    conv : torch.nn.Conv1d
+        The layer (its stride, padding and dilation are used).
+    x : torch.Tensor
+        Features ``[B, C_in, T]``.
+    weight : torch.Tensor
+        Weights shaped like ``conv.weight``.
+    bias : torch.Tensor or None
+        ``[C_out]``.
+
+    Returns
+    -------
+    torch.Tensor
+        The convolution's output.
+
+    Example
+    -------
+    >>> conv = torch.nn.Conv1d(2, 3, 3, padding=1)
+    >>> x = torch.randn(1, 2, 5)
+    >>> torch.equal(conv_with(conv, x, conv.weight, conv.bias), conv(x))
+    True
+    """
+    if isinstance(conv, PointwiseConv1d):
+        return pointwise_conv1d(x, weight, bias)
+    if isinstance(conv, DilatedConv1d):
+        return conv.forward_with(x, weight, bias)
+    return conv._conv_forward(x, weight, bias)
 
 
 def _shifted(frames, shift):

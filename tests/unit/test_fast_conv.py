@@ -195,9 +195,9 @@ def _spy_kernels(monkeypatch, layer, name):
     calls = []
     original = getattr(layer, name)
 
-    def spy(x):
+    def spy(x, *args):
         calls.append(tuple(x.shape))
-        return original(x)
+        return original(x, *args)
 
     monkeypatch.setattr(layer, name, spy)
     return calls
