@@ -1,36 +1,150 @@
-"""Convolutions with faster CPU kernels for MR-RawNet's shapes.
+"""Convolutions with alternative CPU kernels, used where measured faster.
 
-On the CPU, torch's convolution kernels are slow for four kinds of
-convolution that MR-RawNet uses hundreds of times per utterance:
+On some CPUs torch's convolution kernels are slow for four kinds of
+convolution that MR-RawNet uses hundreds of times per utterance, and on
+others they are the fastest there is (oneDNN's kernels use every vector
+extension of the CPU; the matrix products below go through the BLAS, which
+may not). So each layer has two kernels:
 
-* 1x1 convolutions, which are matrix products (``PointwiseConv1d``);
-* kernel-3 depthwise dilated convolutions, which are three shifted
-  multiply-adds (``DepthwiseConv1d``);
-* kernel-2 stride-2 transposed convolutions, which are one matrix product
-  and an interleave (``PairTransposedConv1d``);
-* small dilated convolutions at batch 1, for which torch falls back to a
-  slow im2col kernel; they become one matrix product and shifted adds
-  (``DilatedConv1d``).
+* the stock one, ``torch.nn.Conv1d.forward`` / ``ConvTranspose1d.forward``;
+* an alternative: 1x1 convolutions as matrix products
+  (``PointwiseConv1d``), kernel-3 depthwise dilated convolutions as three
+  shifted multiply-adds (``DepthwiseConv1d``), kernel-2 stride-2
+  transposed convolutions as one matrix product and an interleave
+  (``PairTransposedConv1d``), small dilated convolutions as one matrix
+  product and shifted adds (``DilatedConv1d``).
+
+Which one runs is decided by measurement, on the machine the code runs on:
+the first time a layer shape meets an input shape (batch size and frame
+count rounded to powers of two, dtype, contiguity, thread count), both
+kernels are timed, interleaved, and the faster one is kept for the rest of
+the process (``kernel_choices()`` lists the decisions). So the alternative
+kernels can only replace a stock kernel that was slower here. The mode can
+be forced with ``set_cpu_kernels("stock" | "fast" | "auto")`` or the
+``MR_RAWNET_CPU_KERNELS`` environment variable (default ``auto``).
 
 Each layer subclasses the matching ``torch.nn`` layer, so its parameters,
 state-dict keys and initialisation are unchanged; only ``forward`` differs,
 and only for inference on the CPU: when autograd records nothing (under
 ``torch.no_grad``/``torch.inference_mode``, or with frozen weights as in
 ``EncoderClassifier``). Training and other devices run the stock
-convolutions, whose backward passes are faster. The results equal the
-stock layers up to float rounding (summation order).
+convolutions, whose backward passes are faster. The two kernels agree up
+to float rounding (summation order).
 
 Authors
  * MR-RawNet SpeechBrain recipe contributors
 """
 
+import contextlib
+import os
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Kernel selection modes: time both (``auto``), or force one.
+MODES = ("auto", "stock", "fast")
+_mode = os.environ.get("MR_RAWNET_CPU_KERNELS", "auto")
+if _mode not in MODES:
+    raise ValueError(
+        f"MR_RAWNET_CPU_KERNELS must be one of {MODES}, got {_mode!r}"
+    )
+#: Timed decisions: key -> True when the alternative kernel was faster.
+_choices = {}
+#: Timed repetitions of each kernel when a new shape is met.
+TIMING_REPEATS = 3
+
+
+def set_cpu_kernels(mode):
+    """Sets how CPU inference picks between the stock and the alternative
+    kernels, for the whole process.
+
+    Arguments
+    ---------
+    mode : str
+        ``"auto"`` (time both at first use of each shape, keep the faster),
+        ``"stock"`` (torch's kernels only) or ``"fast"`` (the alternative
+        kernels whenever they apply).
+
+    Returns
+    -------
+    str
+        The previous mode.
+
+    Example
+    -------
+    >>> previous = set_cpu_kernels("stock")
+    >>> set_cpu_kernels(previous)
+    'stock'
+    """
+    global _mode
+    if mode not in MODES:
+        raise ValueError(
+            f"CPU kernel mode must be one of {MODES}, got {mode!r}"
+        )
+    previous, _mode = _mode, mode
+    return previous
+
+
+@contextlib.contextmanager
+def cpu_kernels(mode):
+    """Context manager form of :func:`set_cpu_kernels`.
+
+    Arguments
+    ---------
+    mode : str
+        ``"auto"``, ``"stock"`` or ``"fast"``.
+
+    Yields
+    ------
+    None
+
+    Example
+    -------
+    >>> conv = PointwiseConv1d(3, 4)
+    >>> with torch.no_grad(), cpu_kernels("stock"):
+    ...     conv(torch.randn(1, 3, 5)).shape
+    torch.Size([1, 4, 5])
+    """
+    previous = set_cpu_kernels(mode)
+    try:
+        yield
+    finally:
+        set_cpu_kernels(previous)
+
+
+def kernel_choices():
+    """The timed decisions made so far in this process.
+
+    Returns
+    -------
+    dict
+        ``(layer, weight shape, dilation, batch bucket, frames bucket,
+        dtype, contiguous, threads) -> "fast" | "stock"``.
+
+    Example
+    -------
+    >>> isinstance(kernel_choices(), dict)
+    True
+    """
+    return {k: "fast" if v else "stock" for k, v in _choices.items()}
+
+
+def clear_kernel_choices():
+    """Forgets the timed decisions (the next calls time again).
+
+    Example
+    -------
+    >>> clear_kernel_choices()
+    >>> kernel_choices()
+    {}
+    """
+    _choices.clear()
+
 
 def _use_fast_path(x, *params):
-    """Whether ``x`` goes through the CPU inference kernels: on the CPU,
+    """Whether ``x`` may go through the CPU inference kernels: on the CPU,
     when autograd records nothing (disabled, or no input needs a grad, as
     with SpeechBrain's frozen pretrained modules)."""
     if x.device.type != "cpu":
@@ -38,6 +152,46 @@ def _use_fast_path(x, *params):
     if not torch.is_grad_enabled():
         return True
     return not any(t is not None and t.requires_grad for t in (x, *params))
+
+
+def _best_of(fn, x):
+    """Shortest wall time of ``TIMING_REPEATS`` calls of ``fn(x)``."""
+    best = float("inf")
+    for _ in range(TIMING_REPEATS):
+        start = time.perf_counter()
+        fn(x)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _run(name, weight, dilation, x, stock, fast):
+    """Runs ``fast(x)`` or ``stock(x)``, whichever the mode and the timed
+    decision for this shape pick; times both at the first meeting."""
+    if _mode == "stock":
+        return stock(x)
+    if _mode == "fast":
+        return fast(x)
+    key = (
+        name,
+        tuple(weight.shape),
+        dilation,
+        x.shape[0].bit_length(),
+        x.shape[-1].bit_length(),
+        str(x.dtype).replace("torch.", ""),
+        x.is_contiguous(),
+        torch.get_num_threads(),
+    )
+    choice = _choices.get(key)
+    if choice is None:
+        out = stock(x)  # also warms both kernels up
+        fast(x)
+        stock_s, fast_s = 0.0, 0.0
+        for _ in range(2):  # interleaved, so load changes hit both
+            stock_s = min(stock_s or float("inf"), _best_of(stock, x))
+            fast_s = min(fast_s or float("inf"), _best_of(fast, x))
+        _choices[key] = fast_s < stock_s
+        return out
+    return fast(x) if choice else stock(x)
 
 
 def pointwise_conv1d(x, weight, bias=None):
@@ -66,13 +220,15 @@ def pointwise_conv1d(x, weight, bias=None):
     >>> torch.allclose(y, ref, atol=1e-5)
     True
     """
+    weight3 = weight.unsqueeze(-1) if weight.dim() == 2 else weight
     if not _use_fast_path(x, weight, bias):
-        if weight.dim() == 2:
-            weight = weight.unsqueeze(-1)
-        return F.conv1d(x, weight, bias)
-    if weight.dim() == 3:
-        weight = weight.squeeze(-1)
-    return _channel_matmul(weight, x, bias)
+        return F.conv1d(x, weight3, bias)
+    weight2 = weight3.squeeze(-1)
+    return _run(
+        "pointwise", weight2, 1, x,
+        lambda t: F.conv1d(t, weight3, bias),
+        lambda t: _channel_matmul(weight2, t, bias),
+    )
 
 
 def _channel_matmul(weight, x, bias=None):
@@ -181,6 +337,13 @@ class DepthwiseConv1d(nn.Conv1d):
         """
         if not _use_fast_path(x, self.weight, self.bias):
             return super().forward(x)
+        return _run(
+            "depthwise", self.weight, self.dilation[0], x, super().forward,
+            self._shifted_forward,
+        )
+
+    def _shifted_forward(self, x):
+        """Three shifted multiply-adds."""
         d, frames = self.dilation[0], x.shape[-1]
         w = self.weight.squeeze(1)  # [C, 3]
         y = x * w[:, 1:2]
@@ -254,21 +417,84 @@ class DilatedConv1d(nn.Conv1d):
         """
         if not _use_fast_path(x, self.weight, self.bias):
             return super().forward(x)
+        return self.forward_with(x, self.weight, self.bias)
+
+    def forward_with(self, x, weight, bias):
+        """The convolution with other weights (for folded layers).
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Features ``[B, C_in, T]``.
+        weight : torch.Tensor
+            ``[C_out, C_in, K]``.
+        bias : torch.Tensor or None
+            ``[C_out]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C_out, T]``.
+        """
+        return _run(
+            "dilated", weight, self.dilation[0], x,
+            lambda t: self._conv_forward(t, weight, bias),
+            lambda t: self._tap_forward(t, weight, bias),
+        )
+
+    def _tap_forward(self, x, weight=None, bias=None):
+        """One matrix product for every tap, then shifted adds."""
+        if weight is None:
+            weight, bias = self.weight, self.bias
         batch, _, frames = x.shape
         kernel, out_channels = self.kernel_size[0], self.out_channels
         # weight [C_out, C_in, K] -> rows (tap, C_out), columns C_in.
-        weight = self.weight.permute(2, 0, 1).reshape(kernel * out_channels, -1)
+        weight = weight.permute(2, 0, 1).reshape(kernel * out_channels, -1)
         taps = _channel_matmul(weight, x)
         taps = taps.view(batch, kernel, out_channels, frames)
         centre = kernel // 2
         y = taps[:, centre]
-        y = y + self.bias.unsqueeze(-1) if self.bias is not None else y.clone()
+        y = y + bias.unsqueeze(-1) if bias is not None else y.clone()
         for k in range(kernel):
             shift = (k - centre) * self.dilation[0]
             if k != centre and abs(shift) < frames:
                 out, inp = _shifted(frames, shift)
                 y[..., out] += taps[:, k, :, inp]
         return y
+
+
+def conv_with(conv, x, weight, bias):
+    """Runs ``conv`` on ``x`` with other weights, keeping its CPU kernel
+    choice (``PointwiseConv1d``, ``DilatedConv1d``) or its stock kernel.
+
+    Arguments
+    ---------
+    conv : torch.nn.Conv1d
+        The layer (its stride, padding and dilation are used).
+    x : torch.Tensor
+        Features ``[B, C_in, T]``.
+    weight : torch.Tensor
+        Weights shaped like ``conv.weight``.
+    bias : torch.Tensor or None
+        ``[C_out]``.
+
+    Returns
+    -------
+    torch.Tensor
+        The convolution's output.
+
+    Example
+    -------
+    >>> conv = torch.nn.Conv1d(2, 3, 3, padding=1)
+    >>> x = torch.randn(1, 2, 5)
+    >>> torch.equal(conv_with(conv, x, conv.weight, conv.bias), conv(x))
+    True
+    """
+    if isinstance(conv, PointwiseConv1d):
+        return pointwise_conv1d(x, weight, bias)
+    if isinstance(conv, DilatedConv1d):
+        return conv.forward_with(x, weight, bias)
+    return conv._conv_forward(x, weight, bias)
 
 
 def _shifted(frames, shift):
@@ -323,6 +549,13 @@ class PairTransposedConv1d(nn.ConvTranspose1d):
         """
         if not _use_fast_path(x, self.weight, self.bias):
             return super().forward(x)
+        return _run(
+            "pair_transposed", self.weight, 1, x, super().forward,
+            self._gemm_forward,
+        )
+
+    def _gemm_forward(self, x):
+        """One matrix product, then an interleave of the two taps."""
         batch, _, frames = x.shape
         out_channels = self.out_channels
         # weight [C_in, C_out, 2] -> rows (tap, C_out), columns C_in.

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechbrain_ext.lobes.fast_conv import PointwiseConv1d
+from speechbrain_ext.lobes.folding import conv_relu_bn
 from speechbrain_ext.lobes.masking import (
     apply_mask,
     downsample_mask,
@@ -82,7 +83,7 @@ class ConvReluBN(nn.Module):
         """
         if self.conv.kernel_size[0] > 1:
             x = apply_mask(x, mask)
-        return self.bn(F.relu(self.conv(x), inplace=True))
+        return conv_relu_bn(self.conv, self.bn, x)
 
 
 class FrontEndBranch(nn.Module):

@@ -254,3 +254,64 @@ def pool_pairs(x, mode="avg"):
         return torch.maximum(even, odd)
     return (even + odd) * 0.5
 
+
+
+#: Cost of one extra forward pass, in samples of audio (about 0.5 s): the
+#: fixed per-call work (hundreds of kernel launches) on a 2-core CPU.
+GROUP_OVERHEAD_SAMPLES = 8000
+#: Extra cost per sample of a padded (masked) batch over an unpadded one.
+MASKED_PENALTY = 0.25
+
+
+def length_groups(counts, overhead=GROUP_OVERHEAD_SAMPLES,
+                  masked_penalty=MASKED_PENALTY):
+    """Splits a batch into groups of similar length to skip padding work.
+
+    A padded batch costs as if every utterance were as long as the longest
+    one. This picks, by dynamic programming over the utterances sorted by
+    length, the split into consecutive groups that minimises
+    ``sum(overhead + size * longest * (1 + masked_penalty if lengths
+    differ))``, in samples. Groups are then embedded one after another,
+    each padded only to its own longest utterance; since padding does not
+    change any embedding, the result is the same.
+
+    Arguments
+    ---------
+    counts : list of int
+        Valid samples of each utterance.
+    overhead : float
+        Fixed cost of one more forward pass, in samples.
+    masked_penalty : float
+        Relative extra cost of a batch whose lengths differ.
+
+    Returns
+    -------
+    list of list of int
+        Indices into ``counts``, longest group first.
+
+    Example
+    -------
+    >>> length_groups([16000, 16000, 160000, 160000, 159680])
+    [[2, 3], [4], [0, 1]]
+    >>> length_groups([16000, 15680], masked_penalty=0.1)
+    [[0, 1]]
+    """
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])
+    n = len(order)
+    best = [0.0] + [float("inf")] * n
+    start = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for first in range(end):
+            longest = counts[order[first]]
+            masked = counts[order[end - 1]] != longest
+            cost = best[first] + overhead + (end - first) * longest * (
+                1 + masked_penalty * masked
+            )
+            if cost < best[end]:
+                best[end], start[end] = cost, first
+    groups = []
+    end = n
+    while end > 0:
+        groups.append(order[start[end] : end])
+        end = start[end]
+    return groups[::-1]

@@ -13,6 +13,9 @@ BN -> linear -> BN.
 
 Unlike the official network, this one is length-aware: zero padding inside
 a batch does not change any utterance's embedding (see ``masking.py``).
+In evaluation mode on the CPU, a batch of mixed lengths is split into groups of
+similar length that are embedded one after another, so that little work
+is spent on padding (``masking.length_groups``).
 
 Authors
  * MR-RawNet SpeechBrain recipe contributors
@@ -26,6 +29,7 @@ from speechbrain_ext.lobes.fast_conv import PointwiseConv1d
 from speechbrain_ext.lobes.frontend import MultiResolutionFrontEnd
 from speechbrain_ext.lobes.masking import (
     LENGTH_MULTIPLE,
+    length_groups,
     make_mask,
     sample_lengths,
 )
@@ -231,12 +235,35 @@ class MRRawNet(nn.Module):
             Embeddings ``[B, lin_neurons]``.
         """
         counts = self.valid_lengths(wavs, lengths)
+        if (taps is None and not self.training and len(counts) > 1
+                and wavs.device.type == "cpu"):
+            groups = length_groups(counts.tolist())
+            if len(groups) > 1:
+                return self._embed_groups(wavs, counts, groups)
+        return self._embed_counts(wavs, counts, taps)
+
+    def _embed_counts(self, wavs, counts, taps=None):
+        """Embeds a batch padded to its longest valid length."""
         n_max = int(counts.max())
         wavs = wavs[:, :n_max]
         mask = None
         if bool((counts < n_max).any()):
             mask = make_mask(counts.to(wavs.device), n_max, wavs.dtype)
         return self._embed_trimmed(wavs, mask, taps)
+
+    def _embed_groups(self, wavs, counts, groups):
+        """Embeds each group of similar lengths on its own (same result:
+        padding never changes an embedding; less padding work)."""
+        out = None
+        for group in groups:
+            index = torch.tensor(group)
+            emb = self._embed_counts(
+                wavs[index.to(wavs.device)], counts[index]
+            )
+            if out is None:
+                out = emb.new_empty(len(counts), emb.shape[-1])
+            out[index.to(out.device)] = emb
+        return out
 
     def _embed_trimmed(self, wavs, mask, taps):
         """Embeds waveforms whose lengths are multiples of 320."""

@@ -13,10 +13,10 @@ Authors
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from speechbrain_ext.lobes.fast_conv import DilatedConv1d, PointwiseConv1d
+from speechbrain_ext.lobes.folding import conv_relu_bn
 from speechbrain_ext.lobes.masking import apply_mask, masked_mean
 
 
@@ -114,15 +114,15 @@ class Bottle2neck(nn.Module):
             ``[B, C, T]``.
         """
         residual = x
-        groups = self.bn1(F.relu(self.conv1(x), inplace=True))
+        groups = conv_relu_bn(self.conv1, self.bn1, x)
         groups = groups.split(self.width, dim=1)
         outputs = []
         y = None
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
             y = groups[i] if i == 0 else y + groups[i]
-            y = bn(F.relu(conv(apply_mask(y, mask)), inplace=True))
+            y = conv_relu_bn(conv, bn, apply_mask(y, mask))
             outputs.append(y)
         outputs.append(groups[-1])
         y = torch.cat(outputs, dim=1)
-        y = self.bn3(F.relu(self.conv3(y), inplace=True))
+        y = conv_relu_bn(self.conv3, self.bn3, y)
         return self.afms(y + residual, mask)

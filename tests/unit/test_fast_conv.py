@@ -1,22 +1,35 @@
-"""The CPU inference paths of ``fast_conv`` equal the stock torch layers.
+"""The CPU inference kernels of ``fast_conv`` equal the stock torch layers,
+and run only where the mode and the timed decisions allow.
 
 Values are compared in float64 (so only the summation order can differ)
 for batch 1 (the per-utterance GEMM path) and larger batches (the batched
-GEMM path), with and without bias, on contiguous and strided inputs; with
-autograd on, values and gradients equal the stock layers exactly.
+GEMM path), with and without bias, on contiguous and strided inputs, with
+the alternative kernels forced on; with autograd on, values and gradients
+equal the stock layers exactly.
 """
 
 import pytest
 import torch
 from torch import nn
 
+from speechbrain_ext.lobes import fast_conv
 from speechbrain_ext.lobes.fast_conv import (
     DepthwiseConv1d,
     DilatedConv1d,
     PairTransposedConv1d,
     PointwiseConv1d,
+    cpu_kernels,
     pointwise_conv1d,
 )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_choices():
+    """Each test starts with no timed decisions and the default mode."""
+    fast_conv.clear_kernel_choices()
+    with cpu_kernels("auto"):
+        yield
+    fast_conv.clear_kernel_choices()
 
 
 def _check_same(fast, stock_forward, x):
@@ -59,7 +72,7 @@ def test_pointwise_on_strided_input():
         big = torch.randn(batch, 10, 9, dtype=torch.float64)
         x = big[:, 3:7]
         assert not x.is_contiguous() or batch == 1
-        with torch.no_grad():
+        with torch.no_grad(), cpu_kernels("fast"):
             torch.testing.assert_close(
                 conv(x), nn.Conv1d.forward(conv, x), rtol=1e-10, atol=1e-10
             )
@@ -70,8 +83,9 @@ def test_pointwise_function_accepts_2d_weight():
     x = torch.randn(2, 3, 4, dtype=torch.float64)
     w = torch.randn(5, 3, dtype=torch.float64)
     ref = torch.nn.functional.conv1d(x, w.unsqueeze(-1))
-    with torch.no_grad():
-        torch.testing.assert_close(pointwise_conv1d(x, w), ref)
+    for mode in ("fast", "stock", "auto"):
+        with torch.no_grad(), cpu_kernels(mode):
+            torch.testing.assert_close(pointwise_conv1d(x, w), ref)
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -146,8 +160,8 @@ def test_state_dict_keys_and_shapes_match_stock_layers():
 def test_only_cpu_inference_takes_the_fast_path(monkeypatch):
     """Training (autograd records) and other devices run the stock kernels;
     frozen weights on the CPU take the fast path even with autograd on.
-    Checked with the CPU GEMM helper made to fail."""
-    from speechbrain_ext.lobes import fast_conv
+    Checked with the CPU GEMM helper made to fail, in "fast" mode."""
+    monkeypatch.setattr(fast_conv, "_mode", "fast")
 
     def refuse(*args, **kwargs):
         raise AssertionError("CPU fast path used")
@@ -174,3 +188,82 @@ def test_only_cpu_inference_takes_the_fast_path(monkeypatch):
         assert layers[1].to("meta")(x).shape == (2, 6, 20)
         assert layers[2].to("meta")(x).shape == (2, 6, 10)
         assert DepthwiseConv1d(4, 2).to("meta")(x).shape == (2, 4, 10)
+
+
+def _spy_kernels(monkeypatch, layer, name):
+    """Counts calls of ``layer``'s alternative kernel ``name``."""
+    calls = []
+    original = getattr(layer, name)
+
+    def spy(x, *args):
+        calls.append(tuple(x.shape))
+        return original(x, *args)
+
+    monkeypatch.setattr(layer, name, spy)
+    return calls
+
+
+def test_stock_mode_never_runs_the_alternative_kernel(monkeypatch):
+    conv = DepthwiseConv1d(4, 2)
+    calls = _spy_kernels(monkeypatch, conv, "_shifted_forward")
+    x = torch.randn(2, 4, 16)
+    with torch.no_grad(), cpu_kernels("stock"):
+        torch.testing.assert_close(conv(x), nn.Conv1d.forward(conv, x))
+    assert calls == []
+    assert fast_conv.kernel_choices() == {}
+
+
+def test_auto_mode_times_each_shape_once_and_keeps_the_faster(monkeypatch):
+    """The first meeting of a shape times both kernels; later calls run
+    only the kernel that was faster; a new input shape is timed again."""
+    conv = DilatedConv1d(4, 4, 3, 2)
+    calls = _spy_kernels(monkeypatch, conv, "_tap_forward")
+    x = torch.randn(1, 4, 40)
+    with torch.no_grad():
+        conv(x)
+        timed = len(calls)
+        assert timed > 1  # warm-up and timed repetitions
+        (choice,) = fast_conv.kernel_choices().values()
+        for _ in range(3):
+            conv(x)
+        assert len(calls) == timed + (3 if choice == "fast" else 0)
+        conv(torch.randn(1, 4, 41))  # same power-of-two frame bucket
+        assert len(fast_conv.kernel_choices()) == 1
+        conv(torch.randn(1, 4, 200))  # a new bucket: timed again
+        assert len(fast_conv.kernel_choices()) == 2
+
+
+def test_auto_mode_picks_the_kernel_that_was_faster(monkeypatch):
+    """A deliberately slowed kernel loses the timing, whichever it is."""
+    import time as time_module
+
+    x = torch.randn(1, 4, 12)
+    for slow in ("alternative", "stock"):
+        fast_conv.clear_kernel_choices()
+        conv = PairTransposedConv1d(4, 4)
+        if slow == "alternative":
+            original = conv._gemm_forward
+
+            def slowed(t, original=original):
+                time_module.sleep(0.002)
+                return original(t)
+
+            monkeypatch.setattr(conv, "_gemm_forward", slowed)
+        else:
+            original = nn.ConvTranspose1d.forward
+
+            def slowed(self, t, original=original):
+                time_module.sleep(0.002)
+                return original(self, t)
+
+            monkeypatch.setattr(nn.ConvTranspose1d, "forward", slowed)
+        with torch.no_grad():
+            conv(x)
+        (choice,) = fast_conv.kernel_choices().values()
+        assert choice == ("stock" if slow == "alternative" else "fast")
+        monkeypatch.undo()
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="one of"):
+        fast_conv.set_cpu_kernels("fastest")

@@ -148,3 +148,33 @@ def test_masked_global_layer_norm_paths_agree():
     alone = norm(x[1:2, :, :6])
     assert torch.allclose(fast[1, :, :6], alone[0], atol=1e-12)
     assert torch.equal(fast[1, :, 6:], torch.zeros(4, 4, dtype=x.dtype))
+
+
+def test_mixed_lengths_are_embedded_in_groups(model, monkeypatch):
+    """In eval mode on the CPU a mixed-length batch is split into groups of
+    similar length; the embeddings equal the one padded (masked) batch."""
+    from speechbrain_ext.lobes.masking import length_groups
+
+    torch.manual_seed(4)
+    counts = torch.tensor([16000, 960, 15680, 3200])
+    assert len(length_groups(counts.tolist())) > 1
+    batch = torch.randn(4, 16000, dtype=torch.float64)
+    seen = []
+    original = model._embed_counts
+
+    def spy(wavs, n, taps=None):
+        seen.append(n.tolist())
+        return original(wavs, n, taps)
+
+    monkeypatch.setattr(model, "_embed_counts", spy)
+    with torch.no_grad():
+        grouped = model(batch, counts / 16000.0)[:, 0]
+        assert sorted(sum(seen, [])) == sorted(counts.tolist())
+        assert len(seen) > 1
+        seen.clear()
+        whole = original(batch, counts)  # one masked batch
+    assert torch.allclose(grouped, whole, atol=1e-9, rtol=0)
+    model.train()
+    seen.clear()
+    model(batch, counts / 16000.0)  # training: one batch (BN statistics)
+    assert len(seen) == 1
