@@ -742,7 +742,7 @@ def prepare_voxceleb_train(
     trial_lists=None,
     train_list=None,
     wav_root=None,
-    valid_ratio=0.02,
+    valid_ratio=0.0,
     seed=1234,
     sample_rate=SAMPLE_RATE,
     workers=8,
@@ -790,7 +790,9 @@ def prepare_voxceleb_train(
     wav_root : str, optional
         Root of the paths in ``train_list``.
     valid_ratio : float
-        Fraction of utterances held out in ``valid.csv`` (0: no valid.csv).
+        Fraction of utterances held out in ``valid.csv`` (0, the default
+        and the recipe's ``valid_ratio``: no valid.csv, as the official run
+        trains on every utterance).
     seed : int
         Seed of the held-out draw.
     sample_rate : int
@@ -1275,7 +1277,7 @@ def main(argv=None):
     train.add_argument("--wav_root", default=None)
     train.add_argument("--save_folder", required=True)
     train.add_argument("--trials", action="append", default=[])
-    train.add_argument("--valid_ratio", type=float, default=0.02)
+    train.add_argument("--valid_ratio", type=float, default=0.0)
     train.add_argument("--seed", type=int, default=1234)
     train.add_argument("--workers", type=int, default=8)
     train.add_argument("--force", action="store_true")

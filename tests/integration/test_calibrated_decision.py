@@ -39,7 +39,8 @@ def trained(corpus, tmp_path_factory):
     """Pretrained folder of a 4-epoch tiny run of the training recipe."""
     out = tmp_path_factory.mktemp("calibration_run") / "out"
     cmd = [sys.executable, str(RECIPE),
-           *recipe_args(corpus, out, "--number_of_epochs=4")]
+           *recipe_args(corpus, out, "--number_of_epochs=12", "--lr_max=0.003",
+                            "--augment=False")]
     run(cmd, out.parent / "stdout.txt")
     return out / "pretrained"
 
@@ -95,9 +96,11 @@ def trial_scores(folder, wav_dir, trial_list, cache):
 
 
 @pytest.mark.xfail(
-    reason="open (issue 12): after the merges, verify_files' cosine on whole "
-    "files differs from the cached test-score cosine by up to 0.07 on the "
-    "tiny model; not yet diagnosed",
+    reason="open (issue 12): the 4-epoch tiny run no longer learns to tell "
+    "its 8 speakers apart (valid error 0.8-0.9 also at 12 epochs, lr 0.003, "
+    "no augmentation), so the threshold fitted on 8 development speakers "
+    "misses the held-out p_fa at p_target 0.5 (0.39-0.79 vs 0.62-0.65); "
+    "verify_files' cosine matches the cached one again",
     strict=False,
 )
 def test_calibrated_decision_on_held_out_speakers(trained, heldout,

@@ -445,3 +445,34 @@ def test_truncated_trial_file_is_an_error(vox, tmp_path):
     trials.write_text("1 id00000/sess0/00000.wav id00000/sess1/00001.wav\n")
     with pytest.raises(P.PreparationError, match="truncated: its header"):
         P.prepare_trial_csv(str(trials), root, str(tmp_path / "t.csv"))
+
+
+def test_cli_defaults_are_the_recipe_defaults(monkeypatch, capsys):
+    """The README's separate ``prepare train`` step, run without options,
+    must write what the training recipe would, or training redoes it."""
+    import yaml
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    text = open(os.path.join(repo, "hparams", "mr_rawnet.yaml")).read()
+    plain = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("valid_ratio", "prep_seed", "sample_rate",
+                   "max_bad_file_fraction", "bad_file_min_files"):
+            plain[key] = yaml.safe_load(value.split("#")[0])
+    seen = {}
+
+    def capture(save_folder, **kwargs):
+        seen.update(kwargs)
+        return {"summary": {}}
+
+    monkeypatch.setattr(P, "prepare_voxceleb_train", capture)
+    assert P.main(["train", "--data_folder", "d", "--save_folder", "s"]) == 0
+    capsys.readouterr()
+    expected = {
+        "valid_ratio": plain["valid_ratio"], "seed": plain["prep_seed"],
+        "max_bad_file_fraction": plain["max_bad_file_fraction"],
+        "bad_file_min_files": plain["bad_file_min_files"],
+    }
+    assert {k: seen[k] for k in expected} == expected
+    assert P.SAMPLE_RATE == plain["sample_rate"]
