@@ -183,14 +183,15 @@ def _run(name, weight, dilation, x, stock, fast):
     )
     choice = _choices.get(key)
     if choice is None:
-        out = stock(x)  # also warms both kernels up
-        fast(x)
+        outs = (stock(x), fast(x))  # also warms both kernels up
         stock_s, fast_s = 0.0, 0.0
         for _ in range(2):  # interleaved, so load changes hit both
             stock_s = min(stock_s or float("inf"), _best_of(stock, x))
             fast_s = min(fast_s or float("inf"), _best_of(fast, x))
-        _choices[key] = fast_s < stock_s
-        return out
+        _choices[key] = choice = fast_s < stock_s
+        # The chosen kernel's output, so the first call gives bit for bit
+        # what every later call with this shape gives.
+        return outs[1] if choice else outs[0]
     return fast(x) if choice else stock(x)
 
 

@@ -264,6 +264,30 @@ def test_auto_mode_picks_the_kernel_that_was_faster(monkeypatch):
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("slow", ["alternative", "stock"])
+def test_first_call_equals_later_calls_bit_for_bit(monkeypatch, slow):
+    """The call that times a new shape returns the chosen kernel's output,
+    so an utterance scores the same the first time as every later time."""
+    import time as time_module
+
+    conv = DilatedConv1d(8, 8, 3, 2)
+    name = "_tap_forward" if slow == "alternative" else "_conv_forward"
+    original = getattr(conv, name)
+
+    def slowed(*args, original=original):
+        time_module.sleep(0.002)
+        return original(*args)
+
+    monkeypatch.setattr(conv, name, slowed)
+    x = torch.randn(3, 8, 333)
+    with torch.no_grad():
+        first = conv(x)
+        later = conv(x)
+    (choice,) = fast_conv.kernel_choices().values()
+    assert choice == ("stock" if slow == "alternative" else "fast")
+    assert torch.equal(first, later)
+
+
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="one of"):
         fast_conv.set_cpu_kernels("fastest")
