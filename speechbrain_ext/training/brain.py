@@ -39,8 +39,9 @@ Faults while training: bad audio files reported by the data loaders
 warnings and stop the run beyond ``max_bad_file_fraction``; a step with
 non-finite gradients is skipped without a trace (weights, optimiser
 state, LR schedule, BatchNorm statistics) and counted; both counts go to
-the train log (``skipped_files``, ``skipped_steps``). Test hooks that
-inject faults live in :mod:`speechbrain_ext.training.faults`.
+the train log (``skipped_files``, ``skipped_steps``). The tests inject
+faults from outside (``tests/fault_injection.py`` wraps these classes);
+nothing here reads a fault-injection setting.
 
 Helpers for the recipe: :func:`resolve_run_opts` (device and backend
 defaults), :func:`init_distributed` (DDP set-up that survives torchrun
@@ -91,7 +92,6 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_ext.data.safe_audio import BadFileTracker
 from speechbrain_ext.pretrained import state_dict_digest
-from speechbrain_ext.training import faults
 from speechbrain_ext.training.checkpoint_faults import (
     INCOMPLETE_PREFIX,
     CheckpointSaveError,
@@ -556,13 +556,6 @@ class SafeCheckpointer(Checkpointer):
         Checkpoint or None
             The checkpoint on rank 0, None elsewhere.
         """
-        names = list(self.recoverables)
-        if faults.kill_in_this_save() and names and if_main_process():
-            # Test hook: die once half of the files are written.
-            victim = names[len(names) // 2]
-            self.custom_save_hooks[victim] = lambda obj, path: faults.kill_now(
-                f"while saving {path}"
-            )
         before = set(self._all_checkpoint_dirs())
         try:
             ckpt = super().save_checkpoint(*args, **kwargs)
@@ -964,7 +957,6 @@ class SpeakerBrain(sb.core.Brain):
         self._restored = None
         self._epoch = None
         self._buffer_snapshot = None
-        self._nan_loss = False
 
     # ------------------------------------------------------------------
     # Forward and loss
@@ -1028,8 +1020,6 @@ class SpeakerBrain(sb.core.Brain):
         logits, lengths = predictions
         labels = batch.spk_id_encoded.data.to(logits.device)
         loss = self.hparams.compute_cost(logits, labels, lengths)
-        if stage == sb.Stage.TRAIN and self._nan_loss:
-            loss = loss * float("nan")  # test hook (training.faults)
         with torch.no_grad():
             target = labels.reshape(-1).long()
             scores = logits.squeeze(1).float()
@@ -1085,10 +1075,8 @@ class SpeakerBrain(sb.core.Brain):
             The detached loss (NaN for a skipped batch).
         """
         self._account_files(batch, sb.Stage.TRAIN)
-        faults.maybe_kill_at_step(self.optimizer_step)
         if len(batch) == 0 or (getattr(batch, "dropped", 0) and len(batch) < 2):
             return self._skip_batch_without_audio(batch)
-        self._nan_loss = faults.nan_batch(self._epoch or 0, self.step)
         if (self.step - 1) % self.grad_accumulation_factor == 0:
             # Buffers (BatchNorm statistics) before this step's forwards.
             self._buffer_snapshot = [

@@ -39,8 +39,6 @@ import torch
 from common import ROOT, TAG_ENV
 from tone_corpus import write_tone_corpus
 
-from speechbrain_ext.training import faults
-
 RECIPE = ROOT / "recipes" / "train_speaker_embeddings.py"
 HPARAMS = ROOT / "hparams" / "mr_rawnet_demo.yaml"
 EPOCHS = 2
@@ -154,6 +152,7 @@ def launch(cmd, log, env, timeout):
 
 def run_world(ctx, rep, corpus, world, timeout):
     """One killed-and-restarted torchrun run with ``world`` processes."""
+    import fault_injection as faults  # tests/ is on sys.path (common)
     from test_training import counters, train_log
 
     name = f"torchrun x{world}"
@@ -161,7 +160,8 @@ def run_world(ctx, rep, corpus, world, timeout):
     marker = ctx.work / f"killed{world}"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={world}", "--max-restarts=1", str(RECIPE),
+        f"--nproc_per_node={world}", "--max-restarts=1",
+        str(ROOT / "tests" / "fault_injection.py"), str(RECIPE),
         *recipe_args(corpus, out, ctx.device, ctx.smoke),
     ]
     env = {

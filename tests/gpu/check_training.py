@@ -6,7 +6,7 @@ scaler), a :class:`~speechbrain_ext.training.brain.SpeakerBrain` takes a
 few ``fit_batch`` steps on two fixed batches of tone speakers
 (:mod:`tone_corpus`); the loss must be finite and fall. Then the step
 after is made non-finite through the recipe's own fault hook
-(``MRRAWNET_FAULT_NAN_BATCHES``, :mod:`speechbrain_ext.training.faults`),
+(``MRRAWNET_FAULT_NAN_BATCHES``, ``tests/fault_injection.py``),
 and it must be skipped as ``tests/unit/test_brain_faults.py`` checks on
 the CPU: weights, BatchNorm statistics and Adam's state unchanged, no
 optimiser step; counted in ``skipped_steps`` under fp32 and bf16, while
@@ -30,8 +30,6 @@ import speechbrain as sb
 import torch
 from common import ROOT, peak_memory_gib, reset_memory
 from tone_corpus import tone_batch
-
-from speechbrain_ext.training import faults
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -192,6 +190,9 @@ def nonfinite_step(brain):
     before = snapshot(brain)
     steps, skipped = brain.optimizer_step, brain.skipped_steps
     scale = float(brain.scaler.get_scale()) if brain.scaler.is_enabled() else 0
+    import fault_injection as faults  # tests/ is on sys.path (common)
+
+    faults.install()
     os.environ[faults.ENV_NAN_BATCHES] = f"1:{brain.step + 1}"
     try:
         loss = fit(brain, brain.check_batches[0])

@@ -10,7 +10,7 @@ writing to one output folder, as on a shared file system:
 * the two "nodes" finish with identical weights and the step counts of a
   two-replica run (c10d);
 * with ``--max-restarts=1``, a worker killed mid-epoch (``kill -9`` by the
-  fault-injection hooks of :mod:`speechbrain_ext.training.faults`) makes
+  fault-injection hooks of ``tests/fault_injection.py``) makes
   both launchers restart their workers, which meet again, resume from the
   last checkpoint and finish with identical weights and the uninterrupted
   run's step counts (c10d and static);
@@ -34,6 +34,7 @@ import sys
 import time
 import uuid
 
+import fault_injection as faults
 import pytest
 import torch
 from conftest import ROOT
@@ -46,8 +47,6 @@ from test_training import (
     recipe_args,
     train_log,
 )
-
-from speechbrain_ext.training import faults
 
 EPOCHS = 2
 #: Set in the launchers' environment (workers inherit it), to find and
@@ -145,6 +144,7 @@ def two_nodes(recipe_argv, logs, extra_env=None, max_restarts=0, rdzv="c10d"):
                 "--nproc_per_node=1",
                 *rendezvous(rdzv, node, port, tag),
                 f"--max-restarts={max_restarts}",
+                str(ROOT / "tests" / "fault_injection.py"),
                 str(RECIPE),
                 *recipe_argv,
             ]

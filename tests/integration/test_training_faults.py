@@ -4,7 +4,7 @@ The real recipe runs in subprocesses on a generated corpus, with the tiny
 model of ``test_training.py`` (whose helpers this module reuses). Faults
 are injected from outside (damaged files, edited CSVs, ``kill -9``,
 planted checkpoint files) or through the environment hooks of
-:mod:`speechbrain_ext.training.faults`:
+``tests/fault_injection.py``:
 
 * bad audio files in ``train.csv`` (damaged after preparation, headers
   intact: NaN and Inf samples, zeroed FLAC frames, a garbage header, a
@@ -34,7 +34,9 @@ import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import fault_injection as faults
 import numpy as np
 import pytest
 import soundfile as sf
@@ -54,7 +56,6 @@ from test_training import (
 from speechbrain_ext.data.prepare import prepare_voxceleb_train, trial_speakers
 from speechbrain_ext.data.samplers import SpeakerBalancedBatchSampler
 from speechbrain_ext.data.synthetic import corpus_paths
-from speechbrain_ext.training import faults
 from speechbrain_ext.training.brain import COMPLETE_MARKER, SafeCheckpointer
 from speechbrain_ext.training.export import find_checkpoint
 
@@ -118,8 +119,12 @@ def run_recipe(cmd, log, extra_env=None, ok=True, watch=()):
     return code, text, seconds, seen
 
 
+#: Runs a recipe with the fault hooks installed (inactive unless set).
+LAUNCHER = str(Path(__file__).resolve().parents[1] / "fault_injection.py")
+
+
 def recipe(*argv):
-    return [sys.executable, str(RECIPE), *argv]
+    return [sys.executable, LAUNCHER, str(RECIPE), *argv]
 
 
 def epoch_counts(out, name):
@@ -545,6 +550,7 @@ def test_ddp_rank_death_elastic_restart(corpus, run_ref, tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "--max-restarts=1",
+        LAUNCHER,
         str(RECIPE),
         *args(
             corpus,
