@@ -17,7 +17,6 @@ Authors
 import logging
 import os
 
-import torch  # noqa: F401 (used by the doctests)
 from speechbrain.inference.speaker import SpeakerRecognition
 
 from speechbrain_ext.scoring.calibration import (
@@ -77,6 +76,7 @@ class CalibratedSpeakerRecognition(SpeakerRecognition):
 
     Example
     -------
+    >>> import torch
     >>> import tempfile
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
     >>> from speechbrain_ext.pretrained import write_pretrained_folder

@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import sys
-import tempfile  # noqa: F401 (used by the doctests)
 
 import numpy as np
 import soundfile as sf
@@ -82,6 +81,7 @@ def list_audio(source):
 
     Example
     -------
+    >>> import tempfile
     >>> root = tempfile.mkdtemp()
     >>> os.makedirs(os.path.join(root, "s1"))
     >>> for name in ("s1/b.flac", "a.WAV", "notes.txt"):
@@ -156,6 +156,7 @@ def load_embedder(pretrained, device="cpu", batch_size=16,
 
     Example
     -------
+    >>> import tempfile
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
     >>> from speechbrain_ext.pretrained import write_pretrained_folder
     >>> kw = dict(sinc_filters=8, tcn_channels=8, tcn_hidden=6,
@@ -279,6 +280,7 @@ def write_outputs(out_dir, keys, vectors, summary):
 
     Example
     -------
+    >>> import tempfile
     >>> out = tempfile.mkdtemp()
     >>> _ = write_outputs(out, ["a.wav"], np.ones((1, 3)), {"n": 1})
     >>> np.load(os.path.join(out, "embeddings.npy")).dtype

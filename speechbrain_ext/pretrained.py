@@ -42,7 +42,6 @@ Authors
 import functools
 import hashlib
 import os
-import tempfile  # noqa: F401 (used by the doctests)
 
 import torch
 import yaml
@@ -154,6 +153,7 @@ def strict_transfer(obj, path):
 
     Example
     -------
+    >>> import tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "layer.ckpt")
     >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     >>> _ = strict_transfer(torch.nn.Linear(2, 2), path)
@@ -206,6 +206,7 @@ def strict_label_transfer(obj, path, n_classes=None):
 
     Example
     -------
+    >>> import tempfile
     >>> from speechbrain.dataio.encoder import CategoricalEncoder
     >>> path = os.path.join(tempfile.mkdtemp(), "label_encoder.txt")
     >>> _ = write_label_encoder(path, ["a", "b"])
@@ -313,6 +314,7 @@ def local_audio(path):
 
     Example
     -------
+    >>> import tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
     >>> _ = open(path, "wb").write(b"")
     >>> local_audio(path).path == path
@@ -351,6 +353,7 @@ def missing_local_audio(path):
 
     Example
     -------
+    >>> import tempfile
     >>> folder = tempfile.mkdtemp()
     >>> missing_local_audio(os.path.join(folder, "a.wav")) is not None
     True
@@ -518,6 +521,7 @@ def state_digest(path):
 
     Example
     -------
+    >>> import tempfile
     >>> a = os.path.join(tempfile.mkdtemp(), "a.ckpt")
     >>> b = os.path.join(tempfile.mkdtemp(), "b.ckpt")
     >>> state = torch.nn.Linear(2, 2).state_dict()
@@ -583,6 +587,7 @@ def write_label_encoder(path, labels):
 
     Example
     -------
+    >>> import tempfile
     >>> from speechbrain.dataio.encoder import CategoricalEncoder
     >>> path = os.path.join(tempfile.mkdtemp(), "label_encoder.txt")
     >>> _ = write_label_encoder(path, ["id1", "id2"])
@@ -626,6 +631,7 @@ def write_pretrained_folder(out_dir, model_kwargs, embedding_state,
 
     Example
     -------
+    >>> import tempfile
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
     >>> kw = dict(sinc_filters=8, tcn_channels=8, tcn_hidden=6,
     ...           tcn_repeats=1, tcn_blocks=1, channels=8,
@@ -744,6 +750,7 @@ def sha256_of(path, chunk=1 << 20):
 
     Example
     -------
+    >>> import tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "x")
     >>> _ = open(path, "wb").write(b"abc")
     >>> sha256_of(path)[:8]

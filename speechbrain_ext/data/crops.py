@@ -11,7 +11,7 @@ utterance draw its own crop length with :func:`draw_crop_length` (half of
 the time 3.0 s, otherwise one of 1.0, 1.1, ..., 2.9 s), read a crop of that
 length at a uniformly random start (:class:`TrainingCrops`, which reads
 only those frames from disk), augment it at that length, then tile it back
-to 3.0 s with :func:`tile_to` so that the batch has a fixed length (done on
+to 3.0 s with :func:`tile` so that the batch has a fixed length (done on
 the batch by ``speechbrain_ext.augment.pipeline.TrainingPipeline``).
 Random starts are drawn as the official loader draws them: a crop of ``n``
 samples of a longer file starts at one of ``0 .. len - n - 1``.
@@ -78,70 +78,6 @@ def tile(wav, n):
         else:
             wav = np.tile(wav, lead + (reps,))
     return wav[..., :n]
-
-
-def tile_to(wav, n):
-    """Tiles a (possibly augmented) crop back to ``n`` samples.
-
-    The same operation as :func:`tile`; named for the training step that
-    brings a short crop back to the full 3.0 s after augmentation.
-
-    Arguments
-    ---------
-    wav : numpy.ndarray or torch.Tensor
-        Waveform(s), time on the last axis, non-empty.
-    n : int
-        Output length in samples.
-
-    Returns
-    -------
-    numpy.ndarray or torch.Tensor
-        Same type as ``wav``, last axis of length ``n``.
-
-    Example
-    -------
-    >>> tile_to(torch.arange(4.0), 6)
-    tensor([0., 1., 2., 3., 0., 1.])
-    """
-    return tile(wav, n)
-
-
-def random_crop(wav, n, rng=None):
-    """Crops ``n`` samples at a uniformly random start (tiles if short).
-
-    Every start in ``0 .. len - n - 1`` is equally likely (the official
-    loader's draw); one start is drawn for the whole array (all rows of a
-    batch share it).
-
-    Arguments
-    ---------
-    wav : numpy.ndarray or torch.Tensor
-        Waveform(s), time on the last axis, non-empty.
-    n : int
-        Crop length in samples.
-    rng : numpy.random.Generator, int or None
-        Random generator, or a seed for a new one.
-
-    Returns
-    -------
-    numpy.ndarray or torch.Tensor
-        Same type as ``wav``, last axis of length ``n``.
-
-    Example
-    -------
-    >>> rng = np.random.default_rng(0)
-    >>> crop = random_crop(np.arange(10), 4, rng)
-    >>> len(crop), bool(np.all(np.diff(crop) == 1))
-    (4, True)
-    >>> random_crop(np.array([5, 6]), 5, rng)
-    array([5, 6, 5, 6, 5])
-    """
-    _check(wav, n)
-    length = wav.shape[-1]
-    if length <= n:
-        return tile(wav, n)
-    start = int(_as_rng(rng).integers(0, length - n))
-    return wav[..., start : start + n]
 
 
 def centre_crop(wav, n):

@@ -30,7 +30,6 @@ Authors
 import json
 import math
 import os
-import tempfile  # noqa: F401 (used by the doctests)
 
 import numpy as np
 
@@ -410,6 +409,7 @@ class LogisticCalibration:
 
         Example
         -------
+        >>> import tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), "calibration.json")
         >>> _ = LogisticCalibration([3.0], -1.0).save(path)
         >>> LogisticCalibration.load(path).bias
@@ -461,6 +461,7 @@ def folder_calibration(folder):
 
     Example
     -------
+    >>> import tempfile
     >>> folder = tempfile.mkdtemp()
     >>> folder_calibration(folder) is None
     True

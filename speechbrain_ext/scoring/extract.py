@@ -39,7 +39,6 @@ import json
 import logging
 import os
 import re
-import tempfile  # noqa: F401 (used by the doctests)
 import time
 import uuid
 
@@ -192,6 +191,7 @@ def file_stamps(paths):
 
     Example
     -------
+    >>> import tempfile
     >>> path = tempfile.mkstemp()[1]
     >>> file_stamps([path])[path][0]
     0
@@ -246,6 +246,7 @@ def read_waveform(path, sample_rate=16000):
 
     Example
     -------
+    >>> import tempfile
     >>> import soundfile
     >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
     >>> soundfile.write(path, np.zeros((800, 2)), 8000)
@@ -465,6 +466,7 @@ def cache_key(checkpoint, model_config, conditions, sample_rate=16000,
 
     Example
     -------
+    >>> import tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
     >>> torch.save({"w": torch.ones(2)}, path)
     >>> a = cache_key(path, "cfg", {"full": None})
@@ -512,6 +514,7 @@ class EmbeddingCache:
 
     Example
     -------
+    >>> import tempfile
     >>> root = tempfile.mkdtemp()
     >>> cache = EmbeddingCache(root, "ab" * 32)
     >>> cache.put("a.wav", "full", np.ones(3), stamp=(10, 1))
@@ -630,11 +633,6 @@ class EmbeddingCache:
     def __len__(self):
         """Number of embeddings held (flushed or not)."""
         return len(self._entries)
-
-    @property
-    def n_pending(self):
-        """Number of embeddings not yet written to disk."""
-        return len(self._pending)
 
     def get(self, utt, view, stamp=None):
         """A cached embedding, or None.
@@ -820,6 +818,7 @@ def extract_embeddings(
 
     Example
     -------
+    >>> import tempfile
     >>> class Sum(torch.nn.Module):
     ...     def forward(self, wavs, lengths):
     ...         return wavs.sum(dim=1)[:, None, None]
@@ -974,6 +973,7 @@ def resolve_pretrained_folder(path):
 
     Example
     -------
+    >>> import tempfile
     >>> out = tempfile.mkdtemp()
     >>> os.makedirs(os.path.join(out, "pretrained"))
     >>> for name in ("hyperparams.yaml", "embedding_model.ckpt"):
@@ -1017,6 +1017,7 @@ def load_embedding_model(folder):
 
     Example
     -------
+    >>> import tempfile
     >>> from speechbrain_ext.pretrained import write_pretrained_folder
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
     >>> kw = dict(sinc_filters=8, tcn_channels=8, tcn_hidden=6,

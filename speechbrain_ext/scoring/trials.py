@@ -27,7 +27,6 @@ __all__ = [
     "TrialList",
     "TrialListError",
     "centre_crop",
-    "condition_samples",
     "parse_trials",
     "read_trials",
     "resolve_path",
@@ -120,26 +119,6 @@ class TrialList:
             Every path appearing as enrolment or test, once.
         """
         return sorted(set(self.enrol.tolist()) | set(self.test.tolist()))
-
-    def test_utterances(self):
-        """Sorted unique test-side paths.
-
-        Returns
-        -------
-        list of str
-            Every path appearing on the test side, once.
-        """
-        return sorted(set(self.test.tolist()))
-
-    def enrol_utterances(self):
-        """Sorted unique enrolment-side paths.
-
-        Returns
-        -------
-        list of str
-            Every path appearing on the enrolment side, once.
-        """
-        return sorted(set(self.enrol.tolist()))
 
     def resolve(self, data_folder, allow_outside=False):
         """Absolute enrolment and test paths under ``data_folder``.
@@ -286,33 +265,6 @@ def read_trials(path, require_both_classes=True):
     """
     with open(path, encoding="utf-8") as f:
         return parse_trials(f, str(path), require_both_classes)
-
-
-def condition_samples(condition):
-    """Test-side crop length of a named condition.
-
-    Arguments
-    ---------
-    condition : str
-        One of the keys of :data:`CONDITIONS`.
-
-    Returns
-    -------
-    int or None
-        Number of samples at 16 kHz, or None for the full utterance.
-
-    Example
-    -------
-    >>> condition_samples("2.04s"), condition_samples("full")
-    (32640, None)
-    """
-    try:
-        return CONDITIONS[condition]
-    except KeyError:
-        raise KeyError(
-            f"unknown condition {condition!r}; expected one of "
-            f"{sorted(CONDITIONS)}"
-        ) from None
 
 
 def centre_crop(wav, n_samples):

@@ -11,10 +11,8 @@ from speechbrain_ext.data.crops import (
     DEFAULT_SHORT_LENGTHS,
     centre_crop,
     draw_crop_length,
-    random_crop,
     read_crop,
     tile,
-    tile_to,
 )
 
 
@@ -40,7 +38,7 @@ def test_tile_torch_and_batches():
     assert isinstance(out, torch.Tensor)
     assert out.tolist() == [1.0, 2.0, 1.0, 2.0, 1.0]
     batch = torch.tensor([[1, 2, 3], [4, 5, 6]])
-    assert tile_to(batch, 7).tolist() == [
+    assert tile(batch, 7).tolist() == [
         [1, 2, 3, 1, 2, 3, 1],
         [4, 5, 6, 4, 5, 6, 4],
     ]
@@ -62,32 +60,6 @@ def test_centre_crop_positions():
     np.testing.assert_array_equal(centre_crop(np.arange(5), 5), np.arange(5))
     np.testing.assert_array_equal(centre_crop(np.arange(3), 5), [0, 1, 2, 0, 1])
     assert centre_crop(torch.arange(9), 3).tolist() == [3, 4, 5]
-
-
-def test_random_crop_contiguous_and_covers_all_starts():
-    wav = np.arange(10)
-    rng = np.random.default_rng(0)
-    starts = collections.Counter()
-    for _ in range(700):
-        crop = random_crop(wav, 4, rng)
-        assert len(crop) == 4
-        np.testing.assert_array_equal(crop, np.arange(crop[0], crop[0] + 4))
-        starts[int(crop[0])] += 1
-    # every start 0..5 occurs, roughly uniformly (expected ~117 each); the
-    # official loader never starts at len - n (int(random() * (len - n)))
-    assert sorted(starts) == list(range(6))
-    assert min(starts.values()) > 70
-
-
-def test_random_crop_seeded_and_short_tiles():
-    wav = np.arange(100)
-    a = random_crop(wav, 10, np.random.default_rng(3))
-    b = random_crop(wav, 10, np.random.default_rng(3))
-    np.testing.assert_array_equal(a, b)
-    short = random_crop(np.array([7, 8, 9]), 4, 0)
-    np.testing.assert_array_equal(short, [7, 8, 9, 7])
-    t = random_crop(torch.arange(20), 5, 1)
-    assert isinstance(t, torch.Tensor) and t.diff().eq(1).all()
 
 
 def test_draw_crop_length_distribution():

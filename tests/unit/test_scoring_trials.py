@@ -11,7 +11,6 @@ from speechbrain_ext.scoring.trials import (
     CONDITIONS,
     TrialListError,
     centre_crop,
-    condition_samples,
     parse_trials,
     read_trials,
     resolve_path,
@@ -82,9 +81,6 @@ def test_conditions_table():
         "2.04s": 32640,
         "5.04s": 80640,
     }
-    assert condition_samples("5.04s") == 80640
-    with pytest.raises(KeyError, match="unknown condition '3s'"):
-        condition_samples("3s")
 
 
 def test_centre_crop_position():
