@@ -645,6 +645,8 @@ def main(argv=None):
     )
     run_opts = resolve_run_opts(run_opts)
     init_distributed(run_opts)
+    finished = False
+    hparams = None
     try:
         with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)
@@ -662,10 +664,14 @@ def main(argv=None):
                 overrides=overrides,
             )
             train(hparams, run_opts)
+            finished = True
         finally:
             lock.release()
     finally:
-        cleanup_distributed()
+        # The checkpointer in hparams refers to the Brain and so to its DDP
+        # wrappers: drop it so that cleanup frees them before the group.
+        hparams = None
+        cleanup_distributed(finished=finished)
 
 
 def train(hparams, run_opts):

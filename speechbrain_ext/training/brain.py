@@ -55,6 +55,7 @@ Authors
 
 import dataclasses
 import datetime
+import gc
 import json
 import logging
 import os
@@ -351,8 +352,22 @@ def run_on_main_and_share(func, *args, **kwargs):
     return result
 
 
-def cleanup_distributed():
+def cleanup_distributed(finished=False):
     """Destroys the DDP process group if there is one.
+
+    Whatever still refers to the group (DDP wrappers, gloo work objects
+    holding tensors) is collected first, while the interpreter is fully
+    alive: left to interpreter shutdown, gloo's threads can abort the
+    process ("terminate called without an active exception", SIGABRT)
+    after a run that finished, which torchrun reports as a failure.
+
+    Arguments
+    ---------
+    finished : bool
+        True when every rank finished its work: the ranks then meet in a
+        barrier first, so that none tears the group down while another
+        still communicates (never after an error: a dead peer would make
+        the barrier wait for the timeout).
 
     Returns
     -------
@@ -362,8 +377,15 @@ def cleanup_distributed():
     -------
     >>> cleanup_distributed()
     """
-    if is_distributed_initialized():
+    if not is_distributed_initialized():
+        return
+    try:
+        if finished:
+            torch.distributed.barrier()
+    finally:
+        gc.collect()
         torch.distributed.destroy_process_group()
+        gc.collect()
 
 
 def unwrap(module):
