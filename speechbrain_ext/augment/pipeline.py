@@ -42,10 +42,12 @@ length, without direct-path alignment or level correction.
 Noise and RIR files are read from the CSVs that
 :mod:`speechbrain_ext.augment.prepare` writes (columns ``ID, duration,
 wav, ...``, the format of SpeechBrain's ``AddNoise``) by a
-:class:`ClipBank`, which reads random crops ahead of time in background
-threads, so the training loop rarely waits for the disk. The mixing itself
-runs on the batch's device in float32, outside autocast; nothing moves
-between devices except the noise clips, which go host to device.
+:class:`~speechbrain_ext.augment.clip_bank.ClipBank`, which reads random
+crops ahead of time in background threads, so the training loop rarely
+waits for the disk (and never hangs a DataLoader worker forked
+meanwhile). The mixing itself runs on the batch's device in float32,
+outside autocast; nothing moves between devices except the noise clips,
+which go host to device.
 
 Randomness comes from numpy generators seeded from ``seed`` (default:
 ``torch.initial_seed()``, which ``speechbrain.utils.seed_everything``
@@ -60,16 +62,12 @@ Authors
  * MR-RawNet SpeechBrain recipe contributors
 """
 
-import collections
 import concurrent.futures
-import csv
 import json
 import logging
-import math
 import os
 
 import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 from speechbrain.utils.checkpoints import (
@@ -79,7 +77,7 @@ from speechbrain.utils.checkpoints import (
 )
 from torch import nn
 
-from speechbrain_ext.data.crops import read_crop
+from speechbrain_ext.augment.clip_bank import ClipBank
 from speechbrain_ext.training.random_state import (
     generator_state,
     restore_generator,
@@ -126,294 +124,6 @@ def make_generator(seed=None, salt=0):
     base = torch.initial_seed() if seed is None else int(seed)
     rank = int(os.environ.get("RANK", 0))
     return np.random.default_rng([base % 2**63, rank, int(salt)])
-
-
-def read_audio_csv(csv_file, replacements=None):
-    """Reads the audio paths of a SpeechBrain noise/RIR CSV.
-
-    Arguments
-    ---------
-    csv_file : str
-        CSV with at least the columns ``ID`` and ``wav`` (the format of
-        ``AddNoise``/``AddReverb`` and of
-        :mod:`speechbrain_ext.augment.prepare`).
-    replacements : dict or None
-        ``$key`` placeholders in the paths are replaced by the values.
-
-    Returns
-    -------
-    list of str
-        The ``wav`` column, in file order.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the CSV does not exist (the message names it).
-    ValueError
-        If it has no ``wav`` column or no rows.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "noise.csv"
-    >>> _ = path.write_text("ID,duration,wav\\na,1.0,$root/a.wav\\n")
-    >>> read_audio_csv(str(path), {"root": "/data"})
-    ['/data/a.wav']
-    """
-    if not os.path.isfile(csv_file):
-        raise FileNotFoundError(f"augmentation CSV {csv_file} does not exist")
-    with open(csv_file, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "wav" not in reader.fieldnames:
-            raise ValueError(f"{csv_file} has no 'wav' column")
-        paths = [row["wav"] for row in reader]
-    if not paths:
-        raise ValueError(f"augmentation CSV {csv_file} lists no audio file")
-    for key, value in (replacements or {}).items():
-        paths = [p.replace(f"${key}", str(value)) for p in paths]
-    return paths
-
-
-class AugmentationFileError(RuntimeError):
-    """A noise or RIR file cannot be used (names the file and its CSV).
-
-    Arguments
-    ---------
-    path : str
-        The audio file.
-    message : str
-        What is wrong, with the file and CSV named.
-
-    Example
-    -------
-    >>> str(AugmentationFileError("a.wav", "cannot read a.wav"))
-    'cannot read a.wav'
-    """
-
-    def __init__(self, path, message):
-        super().__init__(message)
-        self.path = path
-
-
-class ClipBank:
-    """Random audio clips from a CSV, read ahead in background threads.
-
-    Each clip is a random crop of ``clip_samples`` samples of a file
-    (files that are shorter are tiled), or a whole file when
-    ``clip_samples`` is None (for RIRs). Files are visited in random
-    permutations of the whole list, so consecutive clips (e.g. the babble
-    files of one utterance) come from different files whenever the list
-    is long enough, and every file is used equally. The file and crop
-    position of
-    every clip are drawn in the calling thread, so the sequence of clips
-    depends only on the seed, never on thread timing. After every
-    :meth:`take` the bank keeps about twice the recent demand in flight.
-
-    A file that cannot be used (unreadable, empty, NaN/Inf samples, an
-    all-zero RIR) is named in a warning, left out from then on and
-    replaced by another file's clip; ``bad_files`` maps it to the reason.
-    When more than ``max_bad_fraction`` of the list is bad (or all of it),
-    :meth:`take` raises :class:`AugmentationFileError` naming the files.
-
-    Arguments
-    ---------
-    csv_file : str
-        Noise or RIR CSV (see :func:`read_audio_csv`).
-    clip_samples : int or None
-        Crop length; None reads whole files.
-    rng : numpy.random.Generator or int or None
-        Source of the random draws.
-    executor : concurrent.futures.Executor or None
-        Thread pool for read-ahead; None reads synchronously.
-    replacements : dict or None
-        ``$key`` placeholders in the CSV paths.
-    max_samples : int or None
-        Whole-file mode only: files are cut to this many samples.
-    max_bad_fraction : float
-        Share of the listed files that may turn out bad before the bank
-        gives up (0: stop at the first bad file).
-
-    Example
-    -------
-    >>> folder = getfixture("tmp_path")
-    >>> sf.write(folder / "n.wav", np.ones(100, dtype="float32") / 2, 16000)
-    >>> _ = (folder / "n.csv").write_text(f"ID,wav\\nn,{folder}/n.wav\\n")
-    >>> bank = ClipBank(str(folder / "n.csv"), clip_samples=150, rng=0)
-    >>> [c.shape for c in bank.take(2)]
-    [(150,), (150,)]
-    """
-
-    def __init__(
-        self,
-        csv_file,
-        clip_samples=None,
-        rng=None,
-        executor=None,
-        replacements=None,
-        max_samples=None,
-        max_bad_fraction=0.05,
-    ):
-        self.csv_file = csv_file
-        self.paths = read_audio_csv(csv_file, replacements)
-        self.clip_samples = None if clip_samples is None else int(clip_samples)
-        self.max_samples = max_samples
-        self.max_bad_fraction = float(max_bad_fraction)
-        self.bad_files = {}
-        self.rng = (
-            rng
-            if isinstance(rng, np.random.Generator)
-            else np.random.default_rng(rng)
-        )
-        self.executor = executor
-        self._pending = collections.deque()
-        self._drawn = collections.deque()  # (path, seed) of each pending
-        self._order = collections.deque()
-        self._demand = 0.0
-
-    def __getstate__(self):
-        """Drops the thread pool and the read-ahead when pickled."""
-        state = dict(self.__dict__)
-        state["executor"] = None
-        state["_pending"] = collections.deque()
-        state["_drawn"] = collections.deque()
-        return state
-
-    def random_state(self):
-        """Everything that decides the next clips, as JSON-able data.
-
-        Returns
-        -------
-        dict
-            The generator, the rest of the current file permutation, the
-            clips drawn but not yet taken, the demand estimate and the
-            files left out.
-        """
-        return {
-            "rng": generator_state(self.rng),
-            "order": list(self._order),
-            "drawn": [list(d) for d in self._drawn],
-            "demand": self._demand,
-            "bad_files": dict(self.bad_files),
-        }
-
-    def set_random_state(self, state):
-        """Restores :meth:`random_state`; the drawn clips are read again.
-
-        Arguments
-        ---------
-        state : dict
-            From :meth:`random_state`.
-
-        Returns
-        -------
-        None
-        """
-        self.rng = restore_generator(state["rng"])
-        self._order = collections.deque(int(i) for i in state["order"])
-        self._demand = float(state["demand"])
-        self.bad_files = dict(state["bad_files"])
-        self._pending = collections.deque()
-        self._drawn = collections.deque()
-        for path, seed in state["drawn"]:
-            self._start(path, int(seed))
-
-    def _read(self, path, seed):
-        """Reads one clip (runs in a worker thread)."""
-        try:
-            if self.clip_samples is not None:
-                audio = read_crop(path, self.clip_samples, rng=seed)
-            else:
-                audio, _ = sf.read(path, dtype="float32", always_2d=True)
-                audio = audio.mean(axis=1)
-                if self.max_samples is not None:
-                    audio = audio[: self.max_samples]
-                if audio.size and not np.any(audio):
-                    raise ValueError("all samples are zero")
-            if audio.size == 0:
-                raise ValueError("empty file")
-            if not np.isfinite(audio).all():
-                raise ValueError("NaN or Inf samples")
-            return audio
-        except Exception as err:  # noqa: BLE001 - re-raised with the path
-            raise AugmentationFileError(
-                path,
-                f"cannot use augmentation file {path} (listed in "
-                f"{self.csv_file}): {err}",
-            ) from err
-
-    def _submit(self):
-        """Draws the next clip and starts (or runs) its read."""
-        while True:
-            if not self._order:
-                self._order.extend(
-                    self.rng.permutation(len(self.paths)).tolist()
-                )
-            path = self.paths[self._order.popleft()]
-            if path not in self.bad_files:
-                break
-        seed = int(self.rng.integers(2**31))
-        self._start(path, seed)
-
-    def _start(self, path, seed):
-        """Starts (or runs) the read of a drawn clip."""
-        if self.executor is None:
-            future = concurrent.futures.Future()
-            try:
-                future.set_result(self._read(path, seed))
-            except AugmentationFileError as err:
-                future.set_exception(err)
-        else:
-            future = self.executor.submit(self._read, path, seed)
-        self._pending.append(future)
-        self._drawn.append((path, seed))
-
-    def _drop(self, err):
-        """Leaves a bad file out, or gives up when too many are bad."""
-        if err.path in self.bad_files:
-            return
-        self.bad_files[err.path] = str(err)
-        n_bad, n_files = len(self.bad_files), len(self.paths)
-        if n_bad == n_files or n_bad > self.max_bad_fraction * n_files:
-            names = sorted(self.bad_files)
-            shown = ", ".join(names[:5]) + (" ..." if n_bad > 5 else "")
-            raise AugmentationFileError(
-                err.path,
-                f"{n_bad} of the {n_files} files in {self.csv_file} cannot "
-                f"be used (more than max_bad_fraction="
-                f"{self.max_bad_fraction}): {shown}. Last error: {err}. "
-                "Re-run the MUSAN/RIR preparation or fix the files.",
-            ) from err
-        logger.warning(
-            "%s; left out from now on (%d of %d files in %s bad)",
-            err, n_bad, n_files, self.csv_file,
-        )
-
-    def take(self, n):
-        """Returns the next ``n`` clips and reads ahead for later calls.
-
-        Arguments
-        ---------
-        n : int
-            Number of clips.
-
-        Returns
-        -------
-        list of numpy.ndarray
-            Float32 mono clips.
-        """
-        clips = []
-        while len(clips) < n:
-            while len(self._pending) < n - len(clips):
-                self._submit()
-            self._drawn.popleft()
-            try:
-                clips.append(self._pending.popleft().result())
-            except AugmentationFileError as err:
-                self._drop(err)
-        self._demand = 0.8 * self._demand + 0.2 * n if self._demand else n
-        if self.executor is not None:
-            while len(self._pending) < math.ceil(2 * self._demand):
-                self._submit()
-        return clips
 
 
 def _fit_length(clips, n):

@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from speechbrain_ext.augment.clip_bank import ClipBank
 from speechbrain_ext.augment.pipeline import (
     CONDITIONS,
-    ClipBank,
     OfficialAugmentation,
     SpeedPerturbation,
     TrainingPipeline,
