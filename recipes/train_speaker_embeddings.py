@@ -646,7 +646,6 @@ def main(argv=None):
     run_opts = resolve_run_opts(run_opts)
     init_distributed(run_opts)
     finished = False
-    hparams = None
     try:
         with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)

@@ -202,9 +202,7 @@ def install():
     @functools.wraps(fit_batch)
     def faulty_fit_batch(self, batch):
         maybe_kill_at_step(self.optimizer_step)
-        self._fault_nan_loss = len(batch) > 0 and nan_batch(
-            self._epoch or 0, self.step
-        )
+        self._fault_nan_loss = nan_batch(self._epoch or 0, self.step)
         return fit_batch(self, batch)
 
     @functools.wraps(compute_objectives)
