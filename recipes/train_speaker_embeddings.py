@@ -125,6 +125,9 @@ from speechbrain_ext.training.export import (  # noqa: E402
     read_labels,
     write_model_kwargs,
 )
+from speechbrain_ext.training.init_weights import (  # noqa: E402
+    load_initial_weights,
+)
 from speechbrain_ext.training.random_state import (  # noqa: E402
     GlobalRandomState,
 )
@@ -356,6 +359,56 @@ def check_classifier_size(hparams, n_speakers):
     for name, obj in list(recoverables.items()):
         if obj is old:
             recoverables[name] = new
+
+
+def start_from_weights(hparams, speakers):
+    """Loads ``init_from`` (large-margin fine-tuning) unless resuming.
+
+    See :mod:`speechbrain_ext.training.init_weights`. Every rank loads the
+    same files, before the modules are wrapped for DDP.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters (``init_from``, ``init_classifier``).
+    speakers : list of str
+        This run's speaker of each classifier row.
+
+    Returns
+    -------
+    str or None
+        The protocol line (None without ``init_from``).
+    """
+    source = hparams.get("init_from")
+    if not source:
+        return None
+    if hparams["checkpointer"].find_checkpoint() is not None:
+        logger.info(
+            "Resuming from this run's own checkpoint: init_from %s is not "
+            "read", source,
+        )
+    else:
+        keep_classifier = hparams.get("init_classifier", True)
+        loaded = load_initial_weights(
+            source,
+            hparams["modules"]["embedding_model"],
+            hparams["modules"]["classifier"] if keep_classifier else None,
+            speakers,
+            hparams["model_kwargs"],
+        )
+        logger.info(
+            "Initialised from %s (embedding model %s, classifier %s)",
+            source, loaded["embedding"], loaded["classifier"] or "new",
+        )
+        if not keep_classifier:
+            logger.warning(
+                "init_classifier is False: the classifier starts from "
+                "random weights"
+            )
+    return (
+        f"init_from: {source} (weights only; classifier "
+        f"{'kept' if hparams.get('init_classifier', True) else 'new'})"
+    )
 
 
 def dataio_prep(hparams, csvs, label_encoder):
@@ -696,6 +749,7 @@ def train(hparams, run_opts):
     run_on_main_and_share(
         write_model_kwargs, hparams["save_folder"], hparams["model_kwargs"]
     )
+    init_line = start_from_weights(hparams, speakers)
 
     train_data, valid_data = dataio_prep(hparams, csvs, label_encoder)
     on_cuda = str(run_opts["device"]).startswith("cuda")
@@ -746,7 +800,8 @@ def train(hparams, run_opts):
                 else ""
             )
             + f"; export: {hparams['export_checkpoint']}",
-        ],
+        ]
+        + ([init_line] if init_line else []),
     )
 
     checkpointer = hparams["checkpointer"]

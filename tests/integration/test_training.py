@@ -352,3 +352,58 @@ def test_export_matches_training_model(corpus, run_a, tmp_path, which):
     assert [labels.ind2lab[i] for i in range(len(speakers))] == speakers
     weight = torch.load(ckpt.paramfiles["classifier"])["weight"]
     assert torch.equal(encoder.mods.classifier.weight, weight)
+
+
+def test_lm_fine_tuning_starts_from_the_given_weights(corpus, run_a, tmp_path):
+    """mr_rawnet_demo_lm.yaml from run_a's export, at a learning rate of 0.
+
+    Every parameter the fine-tuning run exports is then run_a's (only the
+    BatchNorm statistics move), so the run started from exactly those
+    weights, classifier rows included. A rerun resumes from its own
+    checkpoint and does not read init_from (here: a path that is gone).
+    """
+    from speechbrain_ext.lobes.mr_rawnet import MRRawNet
+
+    source = run_a / "pretrained"
+    out = tmp_path / "lm"
+    args = recipe_args(
+        corpus,
+        out,
+        f"--init_from={source}",
+        "--number_of_epochs=1",
+        "--lr_max=0",
+        "--lr_min=0",
+        "--lr_cycle_epochs=1",
+        "--aam_margin=0.5",
+        "--write_weight_digests=False",
+    )
+    args[0] = str(ROOT / "hparams" / "mr_rawnet_demo_lm.yaml")
+    text = run([sys.executable, str(RECIPE), *args], tmp_path / "lm.txt")
+    assert f"Initialised from {source}" in text
+
+    def load(folder, name):
+        return torch.load(folder / name, weights_only=True)
+
+    params = dict(MRRawNet(**TINY_KWARGS).named_parameters())
+    before = load(source, "embedding_model.ckpt")
+    after = load(out / "pretrained", "embedding_model.ckpt")
+    assert set(before) == set(after)
+    for key in params:
+        assert torch.equal(before[key], after[key]), key
+    moved = [k for k in before if k not in params and "running_mean" in k
+             and not torch.equal(before[k], after[k])]
+    assert moved, "the run did train (BatchNorm statistics moved)"
+    assert torch.equal(
+        load(source, "classifier.ckpt")["weight"],
+        load(out / "pretrained", "classifier.ckpt")["weight"],
+    )
+    log = (out / "train_log.txt").read_text()
+    assert f"protocol: init_from: {source}" in log
+
+    gone = tmp_path / "gone"
+    args = [a for a in args if not a.startswith("--init_from=")]
+    text = run(
+        [sys.executable, str(RECIPE), *args, f"--init_from={gone}"],
+        tmp_path / "lm2.txt",
+    )
+    assert f"init_from {gone} is not read" in text
