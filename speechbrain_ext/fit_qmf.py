@@ -28,9 +28,10 @@ The cohort settings (``--cohort_file``, ``--cohort_size``,
 of the verification runs that apply it (``cohort_file``, ``cohort_size``,
 ``seed``, ``cohort_topk``, ``cohort_crop_seconds``; defaults here are
 those of ``hparams/verification_mr_rawnet.yaml``); the recipe refuses a
-QMF fitted with another top-k, cohort size or crop. Cohort utterances of
-the calibration speakers are left out of the cohort while fitting, as test
-speakers are never in the cohort.
+QMF fitted with another top-k, cohort size or crop. As test speakers are
+never in a run's cohort, the calibration speakers' files are left out of
+the cohort file before the ``--cohort_size`` files are drawn
+(:func:`calibration_cohort`).
 
 Authors
  * MR-RawNet recipe contributors
@@ -50,7 +51,7 @@ from speechbrain_ext.scoring import extract, qmf, verify
 from speechbrain_ext.scoring.calibration_metrics import cllr, min_cllr
 from speechbrain_ext.scoring.metrics import compute_eer
 
-__all__ = ["fit_qmf_folder", "main"]
+__all__ = ["calibration_cohort", "fit_qmf_folder", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +60,73 @@ SAMPLE_RATE = 16000
 
 
 def _speaker_of(path, audio_folder):
-    """First component of ``path`` below ``audio_folder`` (None outside)."""
+    """Speaker of a cohort file: first component below ``audio_folder``,
+    else the ``spk`` of a ``.../spk/session/utt.wav`` path."""
     rel = os.path.relpath(path, audio_folder)
-    if rel.startswith(os.pardir):
-        return None
-    return rel.replace(os.sep, "/").split("/")[0]
+    if not rel.startswith(os.pardir):
+        return rel.replace(os.sep, "/").split("/")[0]
+    parts = os.path.normpath(path).split(os.sep)
+    return parts[-3] if len(parts) >= 3 else None
+
+
+def calibration_cohort(cohort_file, audio_folder, speakers, size=None,
+                       seed=1986, allow_outside=False):
+    """The cohort of a QMF fit: no calibration speaker, the run's size.
+
+    As test speakers are never in a verification run's cohort, the
+    calibration speakers' files are removed from the cohort file first;
+    then ``size`` files are drawn (seeded) as
+    :func:`~speechbrain_ext.scoring.verify.read_cohort` draws them, so the
+    cohort has the size of the runs that apply the QMF.
+
+    Arguments
+    ---------
+    cohort_file : str
+        Training CSV (``wav`` column) or list of paths.
+    audio_folder : str
+        Root of relative paths.
+    speakers : set of str
+        Calibration speakers.
+    size : int or None
+        Files kept (None: all).
+    seed : int
+        Seed of the draw.
+    allow_outside : bool
+        Accept relative paths that leave ``audio_folder``.
+
+    Returns
+    -------
+    paths : list of str
+        Absolute cohort paths.
+    left_out : int
+        Files of calibration speakers removed.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> p = os.path.join(d, "cohort.txt")
+    >>> _ = open(p, "w").write("a/s/1.wav\\nb/s/2.wav\\nc/s/3.wav\\n")
+    >>> paths, left_out = calibration_cohort(p, d, {"a"})
+    >>> [os.path.relpath(x, d) for x in paths], left_out
+    (['b/s/2.wav', 'c/s/3.wav'], 1)
+    """
+    every = verify.read_cohort(cohort_file, audio_folder, None, seed,
+                               allow_outside)
+    kept = [p for p in every if _speaker_of(p, audio_folder) not in speakers]
+    left_out = len(every) - len(kept)
+    if size is not None and len(kept) > int(size):
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(kept), int(size), replace=False))
+        kept = [kept[i] for i in keep]
+    elif size is not None and len(kept) < int(size):
+        logger.warning(
+            "%s holds %d files of other speakers than the calibration "
+            "list's, fewer than cohort_size=%d: the QMF is fitted with a "
+            "cohort of %d (runs must use that size)", cohort_file,
+            len(kept), int(size), len(kept),
+        )
+    return kept, left_out
 
 
 def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
@@ -133,12 +196,10 @@ def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
     spec = verify.TrialSpec("qmf", trial_list, audio_folder)
     [loaded] = verify.load_trial_lists([spec], allow_outside)
     views = extract.condition_views(list(conditions), SAMPLE_RATE)
-    cohort = verify.read_cohort(cohort_file, audio_folder, cohort_size,
-                                cohort_seed, allow_outside)
-    kept = [p for p in cohort if _speaker_of(p, audio_folder) not in speakers]
-    if len(kept) < len(cohort):
-        logger.info("%d cohort utterances of calibration speakers left out",
-                    len(cohort) - len(kept))
+    kept, left_out = calibration_cohort(
+        cohort_file, audio_folder, speakers, cohort_size, cohort_seed,
+        allow_outside,
+    )
     if not 1 < int(topk) <= len(kept):
         raise qmf.QMFError(
             f"topk={topk} must be in [2, {len(kept)}] (the cohort of "
@@ -180,8 +241,8 @@ def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
         "topk": int(topk),
         "cohort_file": os.path.abspath(cohort_file),
         "cohort_file_sha256": sha256_of(cohort_file),
-        "cohort_size": len(cohort),
-        "cohort_used": len(kept),
+        "cohort_size": len(kept),
+        "cohort_left_out": left_out,
         "cohort_crop_seconds": cohort_crop_seconds or None,
         "cohort_seed": int(cohort_seed),
         "max_duration": float(max_duration),

@@ -108,6 +108,17 @@ def _session(path):
     return os.path.basename(os.path.dirname(path))
 
 
+def _target_pairs(utts):
+    """Target pairs of one speaker: cross-session when it has sessions."""
+    per_session = {}
+    for u in utts:
+        per_session[_session(u)] = per_session.get(_session(u), 0) + 1
+    n = len(utts)
+    if len(per_session) < 2:
+        return n * (n - 1) // 2
+    return (n * n - sum(k * k for k in per_session.values())) // 2
+
+
 def draw_trials(speakers, n_trials, seed=0, progress=False):
     """Draws balanced target and non-target trials.
 
@@ -153,8 +164,7 @@ def draw_trials(speakers, n_trials, seed=0, progress=False):
             f"two utterances (got {len(names)} speaker(s), {len(rich)} with "
             "two or more utterances)"
         )
-    n_target_pairs = sum(len(speakers[s]) * (len(speakers[s]) - 1) // 2
-                         for s in rich)
+    n_target_pairs = sum(_target_pairs(speakers[s]) for s in rich)
     n_utts = sum(len(v) for v in speakers.values())
     n_non_pairs = (n_utts**2 - sum(len(v) ** 2 for v in speakers.values())
                    ) // 2
