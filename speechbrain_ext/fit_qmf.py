@@ -185,6 +185,19 @@ def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
     QMFError
         The list shares speakers with an ``exclude`` list, or the cohort is
         too small once the calibration speakers are left out.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> cal, test = os.path.join(d, "cal.txt"), os.path.join(d, "test.txt")
+    >>> _ = open(cal, "w").write("1 id1/a/1.wav id1/b/2.wav\\n"
+    ...                          "0 id1/a/1.wav id2/a/1.wav\\n")
+    >>> _ = open(test, "w").write("1 id2/x/1.wav id2/y/2.wav\\n")
+    >>> fit_qmf_folder("model", cal, d, "train.csv", exclude=[test])
+    Traceback (most recent call last):
+    ...
+    speechbrain_ext.scoring.qmf.QMFError: the calibration list ... id2; ...
     """
     from speechbrain_ext.embed import load_embedder
 
@@ -279,6 +292,13 @@ def main(argv=None):
     -------
     int
         0 on success.
+
+    Example
+    -------
+    >>> main(["model", "cal.txt"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
     """
     parser = argparse.ArgumentParser(
         description="Fit a QMF (AS-norm score + quality measures to LLR) on "

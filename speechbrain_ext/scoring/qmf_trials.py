@@ -272,6 +272,22 @@ def main(argv=None):
     -------
     int
         0 on success.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> csv_path = os.path.join(d, "train.csv")
+    >>> _ = open(csv_path, "w").write("ID,duration,wav,spk_id\\n" + "".join(
+    ...     f"u{s}{k},1.0,/w/{s}/v{k}/{k}.wav,{s}\\n"
+    ...     for s in ("a", "b") for k in range(3)))
+    >>> out = os.path.join(d, "cal.txt")
+    >>> main([csv_path, out, "--n_trials", "4", "--noprogressbar"])
+    ... # doctest: +ELLIPSIS
+    /.../cal.txt: 4 trials (2 target) over 2 speakers; paths relative to /w ...
+    0
+    >>> len(open(out).readlines())
+    4
     """
     parser = argparse.ArgumentParser(
         description="Draw a balanced calibration trial list (for "

@@ -311,3 +311,32 @@ def test_recipe_refuses_a_qmf_of_another_topk(tmp_path):
     assert recipe.load_qmf(dict(hp, use_qmf=False), folder, inputs) is None
     assert recipe.load_qmf(dict(hp, score_norm="none"), folder,
                            inputs) is None
+
+
+def test_recipe_warns_when_a_list_shares_calibration_speakers(tmp_path,
+                                                              caplog):
+    from speechbrain_ext.scoring import verify
+
+    torch.manual_seed(0)
+    folder = write_pretrained_folder(
+        str(tmp_path / "m"), TINY_KWARGS,
+        MRRawNet(**TINY_KWARGS).state_dict(),
+        torch.randn(2, TINY_KWARGS["lin_neurons"]),
+    )
+    LogisticCalibration([1.0] * 5, 0.0, qmf.QMF_FEATURES, info={
+        "topk": 3, "cohort_size": 4, "cohort_crop_seconds": None,
+        "calibration_list": "cal.txt", "calibration_speakers": ["id5"],
+    }).save(str(pathlib.Path(folder) / qmf.QMF_FILE))
+    scored = tmp_path / "test.txt"
+    scored.write_text("1 id5/a/1.wav id5/b/2.wav\n0 id5/a/1.wav id6/a/1.wav\n")
+    [loaded] = verify.load_trial_lists(
+        [verify.TrialSpec("t", str(scored), str(tmp_path))])
+    recipe = _load_recipe()
+    hp = {"score_norm": "as-norm", "use_qmf": True, "cohort_topk": 3,
+          "cohort_crop_seconds": None, "cohort_file": None}
+    with caplog.at_level("WARNING"):
+        model = recipe.load_qmf(hp, folder, {"cohort": list("abcd"),
+                                             "lists": [loaded]})
+    assert model is not None
+    assert "shares 1 speaker(s) with the QMF calibration list" in caplog.text
+    assert "id5" in caplog.text
