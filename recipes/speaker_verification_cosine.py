@@ -27,7 +27,12 @@ When the pretrained folder holds a ``calibration.json`` (``python -m
 speechbrain_ext.calibrate``), every condition is also reported as
 ``calibrated``: the cosine scores mapped to LLRs, with Cllr, min-Cllr and
 the actual DCF of the Bayes decision next to EER and minDCF
-(``--use_calibration=False`` turns it off). ``--onnx_model=model.onnx``
+(``--use_calibration=False`` turns it off). With AS-norm and a
+``qmf.json`` in the pretrained folder (``python -m
+speechbrain_ext.fit_qmf``), every condition is also reported as
+``as-norm+qmf``: the AS-norm score and quality measures (durations as
+used, cohort means) mapped to LLRs, with the same Cllr columns
+(``--use_qmf=False`` turns it off). ``--onnx_model=model.onnx``
 extracts the embeddings with onnxruntime from an exported model
 (``python -m speechbrain_ext.export_onnx``) instead of PyTorch.
 
@@ -51,6 +56,10 @@ if os.path.isdir(os.path.join(_ROOT, "speechbrain_ext")):
 
 from speechbrain_ext.scoring import extract, report, verify  # noqa: E402
 from speechbrain_ext.scoring.plots import plot_det  # noqa: E402
+from speechbrain_ext.scoring.qmf import (  # noqa: E402
+    MAX_DURATION,
+    condition_features,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +272,73 @@ def load_calibration(hparams, folder, lists):
     return calibration
 
 
-def score_lists(hparams, inputs, embeddings, calibration=None):
+def load_qmf(hparams, folder, inputs):
+    """The pretrained folder's QMF, when there is one and it applies.
+
+    Refuses a QMF fitted with another cohort top-k, cohort size, cohort
+    crop or model; warns when a scored list is the calibration list or
+    shares speakers with it.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters (``use_qmf``, default True).
+    folder : str
+        The pretrained folder.
+    inputs : dict
+        Output of :func:`read_inputs`.
+
+    Returns
+    -------
+    LogisticCalibration or None
+        None without AS-norm, without ``qmf.json`` or when ``use_qmf`` is
+        False.
+    """
+    from speechbrain_ext.pretrained import sha256_of, state_digest
+    from speechbrain_ext.scoring import qmf
+
+    if hparams["score_norm"] != "as-norm" or not hparams.get("use_qmf", True):
+        return None
+    model = qmf.folder_qmf(folder)
+    if model is None:
+        return None
+    source = os.path.join(folder, qmf.QMF_FILE)
+    checkpoint = os.path.join(folder, "embedding_model.ckpt")
+    qmf.check_qmf_setup(
+        model, source, hparams["cohort_topk"], len(inputs["cohort"]),
+        hparams.get("cohort_crop_seconds"), state_digest(checkpoint),
+    )
+    info = model.info
+    fitted_cohort = info.get("cohort_file_sha256")
+    if fitted_cohort and sha256_of(hparams["cohort_file"]) != fitted_cohort:
+        logger.warning(
+            "The QMF was fitted with the cohort %s; this run's cohort_file "
+            "%s differs: the cohort-mean features may mean something else",
+            info.get("cohort_file", "?"), hparams["cohort_file"],
+        )
+    cal_speakers = set(info.get("calibration_speakers", ()))
+    for loaded in inputs["lists"]:
+        path = loaded.spec.path
+        if sha256_of(path) == info.get("calibration_list_sha256"):
+            logger.warning(
+                "The QMF was fitted on %s itself: its as-norm+qmf figures "
+                "are optimistic", path,
+            )
+        elif loaded.spec.format == "voxceleb" and cal_speakers:
+            shared = sorted(cal_speakers & qmf.list_speakers(path))
+            if shared:
+                logger.warning(
+                    "%s shares %d speaker(s) with the QMF calibration list "
+                    "%s (%s): its as-norm+qmf figures are optimistic", path,
+                    len(shared), info.get("calibration_list", "?"),
+                    ", ".join(shared[:5]),
+                )
+    logger.info("QMF scores: %s (%s)", source,
+                info.get("calibration_list", "?"))
+    return model
+
+
+def score_lists(hparams, inputs, embeddings, calibration=None, qmf=None):
     """Scores every list and condition; writes the score files and plots.
 
     Arguments
@@ -277,6 +352,9 @@ def score_lists(hparams, inputs, embeddings, calibration=None):
     calibration : LogisticCalibration or None
         When given, the cosine scores are also reported calibrated (a
         ``calibrated`` scoring with Cllr, min-Cllr and actual DCF).
+    qmf : LogisticCalibration or None
+        A QMF (:func:`load_qmf`): with AS-norm, adds the ``as-norm+qmf``
+        scoring (LLRs, reported as ``calibrated``).
 
     Returns
     -------
@@ -305,6 +383,12 @@ def score_lists(hparams, inputs, embeddings, calibration=None):
                 )
             if calibration is not None:
                 scored["calibrated"] = calibration.llr(scored["cosine"])
+            if qmf is not None and normaliser is not None:
+                scored["as-norm+qmf"] = qmf.llr(condition_features(
+                    loaded, crop, embeddings, inputs["lengths"], normaliser,
+                    hparams["sample_rate"],
+                    qmf.info.get("max_duration", MAX_DURATION),
+                )[1])
             for scoring, scores in scored.items():
                 suffix = "" if scoring == "cosine" else f".{scoring}"
                 report.write_scores(
@@ -314,7 +398,7 @@ def score_lists(hparams, inputs, embeddings, calibration=None):
                 )
                 rows.append(report.metrics_row(
                     name, condition, scoring, t.labels, scores, p_targets,
-                    llr=scoring == "calibrated",
+                    llr=scoring in ("calibrated", "as-norm+qmf"),
                 ))
                 if scoring == "calibrated":
                     continue  # same DET curve as cosine (monotonic map)
@@ -363,7 +447,14 @@ def main(argv=None):
     calibration = load_calibration(hparams, folder, inputs["lists"])
     if calibration is not None:
         meta["calibration"] = calibration.to_dict()
-    rows = score_lists(hparams, inputs, embeddings, calibration)
+    qmf = load_qmf(hparams, folder, inputs)
+    if qmf is not None:
+        meta["qmf"] = {k: v for k, v in qmf.to_dict().items() if k != "info"}
+        meta["qmf"]["info"] = {
+            k: v for k, v in qmf.info.items()
+            if k != "calibration_speakers"
+        }
+    rows = score_lists(hparams, inputs, embeddings, calibration, qmf)
     report.write_results(
         rows, hparams["output_folder"], hparams["p_targets"], meta
     )

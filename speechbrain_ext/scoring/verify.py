@@ -636,6 +636,29 @@ class CohortNormaliser:
         pairs = np.asarray([self.stats[k] for k in keys])
         return pairs[:, 0], pairs[:, 1]
 
+    def cohort_means(self, keys, embeddings):
+        """Mean of the top-k cohort scores of each key (a quality measure).
+
+        Arguments
+        ---------
+        keys : sequence
+            Embedding keys.
+        embeddings : Mapping
+            ``key -> 1-D embedding``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[len(keys)]`` float64 means, the same statistics AS-norm uses.
+
+        Example
+        -------
+        >>> norm = CohortNormaliser([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], 2)
+        >>> norm.cohort_means(["a"], {"a": [1.0, 0.0]}).tolist()
+        [0.5]
+        """
+        return self._stats(keys, embeddings)[0]
+
     def __call__(self, scores, enrol_keys, test_keys, embeddings):
         """Normalises trial scores.
 
