@@ -12,11 +12,18 @@ Stages (each prints a line; each reuses what a previous run finished):
 4. calibrate the model's cosine scores to log-likelihood ratios
    (``python -m speechbrain_ext.calibrate``) on a development corpus of
    other synthetic speakers, disjoint from the test speakers;
-5. score the trial list through the real verification recipe, at full
-   length and on 1.04 s and 2.04 s test crops (cosine, and calibrated with
-   Cllr and the actual cost of the decision at P_target 0.01);
-6. score the same trials with an MFCC mean+std cosine baseline;
-7. export the model to ONNX (``python -m speechbrain_ext.export_onnx``,
+5. fit a quality-measure calibration (QMF) of AS-norm scores on trials
+   drawn from the training speakers
+   (``python -m speechbrain_ext.scoring.qmf_trials`` and
+   ``python -m speechbrain_ext.fit_qmf``);
+6. score the trial list through the real verification recipe, at full
+   length and on 1.04 s and 2.04 s test crops: cosine, AS-norm (cohort:
+   the training utterances), AS-norm + QMF, and the calibrated cosine
+   with Cllr and the actual cost of the decision at P_target 0.01;
+7. large-margin fine-tuning of the model (``hparams/mr_rawnet_demo_lm.yaml``
+   from the exported weights), its own QMF, and the same scoring;
+8. score the same trials with an MFCC mean+std cosine baseline;
+9. export the model to ONNX (``python -m speechbrain_ext.export_onnx``,
    which checks onnxruntime against PyTorch on padded batches), and print
    the results side by side with where every output went.
 
@@ -24,8 +31,9 @@ Usage::
 
     python recipes/demo.py [--workdir demo_data] [--results results/demo]
 
-Extra ``--train_arg`` / ``--verify_arg`` values are passed to the recipes
-as they are (e.g. ``--train_arg=--number_of_epochs=1``).
+Extra ``--train_arg`` / ``--lm_arg`` / ``--verify_arg`` values are passed
+to the recipes as they are (e.g. ``--train_arg=--number_of_epochs=1``,
+``--lm_arg=--p_short_crop=0.0``).
 
 Authors
  * MR-RawNet recipe contributors
@@ -43,10 +51,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from hyperpyyaml import load_hyperpyyaml  # noqa: E402
+
 from speechbrain_ext.data.synthetic import generate_corpus  # noqa: E402
+from speechbrain_ext.pretrained import state_digest  # noqa: E402
 
 CONDITIONS = ["full", "1.04s", "2.04s"]
-STAGES = 7
+STAGES = 9
 
 
 def stage(number, total, text):
@@ -66,15 +77,105 @@ def run_recipe(args):
         )
 
 
-def training_fingerprint(args, corpus):
-    """What the training run depends on: hparams text, overrides, corpus."""
-    with open(os.path.join(ROOT, args.train_hparams)) as fh:
+def training_fingerprint(hparams_file, extra_args, *inputs):
+    """What a training run depends on: hparams text, overrides, inputs."""
+    with open(os.path.join(ROOT, hparams_file)) as fh:
         text = fh.read()
-    blob = json.dumps(
-        [text, args.train_arg, corpus["args"], corpus["version"]],
-        sort_keys=True,
-    )
+    blob = json.dumps([text, extra_args, *inputs], sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def train_stage(hparams_file, out, paths, quiet, extra_args, fingerprint):
+    """Runs the training recipe into ``out`` (resumes a matching run)."""
+    keep_or_retire(out, fingerprint)
+    run_recipe(
+        [
+            "recipes/train_speaker_embeddings.py",
+            hparams_file,
+            f"--data_folder={paths['root']}",
+            f"--musan_folder={paths['musan_dir']}",
+            f"--rir_folder={paths['rirs_dir']}",
+            f"--trial_lists={paths['trials']}",
+            f"--output_folder={out}",
+            *quiet,
+            *extra_args,
+        ]
+    )
+    return os.path.join(out, "pretrained")
+
+
+def verification_setup(args, paths, pretrained):
+    """The verification hparams as the demo's scoring runs load them.
+
+    ``--verify_arg=--key=value`` overrides of keys of the file apply, as
+    they do in the recipe.
+    """
+    path = os.path.join(ROOT, args.verify_hparams)
+    base = {"data_folder": paths["root"], "pretrained_path": pretrained}
+    with open(path) as fh:
+        keys = set(load_hyperpyyaml(fh, base))
+    lines = [
+        f"{key}: {value}"
+        for key, _, value in (
+            a[2:].partition("=") for a in args.verify_arg
+            if a.startswith("--") and "=" in a
+        )
+        if key in keys
+    ]
+    overrides = "\n".join(
+        [f"{k}: {v}" for k, v in base.items()] + lines
+    )
+    with open(path) as fh:
+        return load_hyperpyyaml(fh, overrides)
+
+
+def qmf_stage(args, pretrained, calibration_list, paths, cohort, cache,
+              quiet):
+    """Fits the QMF of ``pretrained`` with the scoring run's cohort setup.
+
+    The cohort settings are those of the verification runs (hparams file
+    and ``--verify_arg`` overrides), so that the recipe accepts the QMF.
+    """
+    setup = verification_setup(args, paths, pretrained)
+    run_recipe(
+        [
+            "-m", "speechbrain_ext.fit_qmf", pretrained, calibration_list,
+            f"--audio_folder={paths['wav_dir']}",
+            f"--cohort_file={cohort}",
+            "--conditions", *CONDITIONS,
+            f"--topk={setup['cohort_topk']}",
+            f"--cohort_size={setup['cohort_size']}",
+            f"--cohort_crop_seconds={setup['cohort_crop_seconds'] or 0}",
+            f"--cohort_seed={setup['seed']}",
+            f"--exclude={paths['trials']}",
+            f"--cache_folder={cache}",
+            *quiet,
+        ]
+    )
+    with open(os.path.join(pretrained, "qmf.json")) as fh:
+        return json.load(fh)
+
+
+def verify_stage(args, pretrained, out, paths, cohort, quiet):
+    """Scores the trial list with the verification recipe (with AS-norm)."""
+    run_recipe(
+        [
+            "recipes/speaker_verification_cosine.py",
+            args.verify_hparams,
+            f"--data_folder={paths['root']}",
+            f"--pretrained_path={pretrained}",
+            f"--output_folder={out}",
+            f"--conditions=[{', '.join(CONDITIONS)}]",
+            "--score_norm=as-norm",
+            f"--cohort_file={cohort}",
+            *quiet,
+            *args.verify_arg,
+        ]
+    )
+    with open(os.path.join(out, "results.json")) as fh:
+        results = json.load(fh)["results"]
+    name = next(iter(results))  # the demo scores one list
+    return name, results[name]
 
 
 def keep_or_retire(folder, fingerprint):
@@ -127,7 +228,6 @@ def export_onnx_once(pretrained, onnx_path):
     """
     from speechbrain_ext.export_onnx import check_onnx
     from speechbrain_ext.onnx_runtime import OnnxEmbeddingModel
-    from speechbrain_ext.pretrained import state_digest
     from speechbrain_ext.scoring.extract import load_embedding_model
 
     digest = state_digest(os.path.join(pretrained, "embedding_model.ckpt"))
@@ -165,7 +265,15 @@ def parse_args(argv):
     parser.add_argument(
         "--verify_hparams", default="hparams/verification_demo.yaml"
     )
+    parser.add_argument(
+        "--lm_hparams", default="hparams/mr_rawnet_demo_lm.yaml"
+    )
+    parser.add_argument(
+        "--n_qmf_trials", type=int, default=2000,
+        help="QMF calibration trials drawn from the training speakers",
+    )
     parser.add_argument("--train_arg", action="append", default=[])
+    parser.add_argument("--lm_arg", action="append", default=[])
     parser.add_argument("--verify_arg", action="append", default=[])
     parser.add_argument("--noprogressbar", action="store_true")
     return parser.parse_args(argv)
@@ -214,21 +322,13 @@ def main(argv=None):
 
     t = stage(2, STAGES, "Training a small MR-RawNet (real training recipe)")
     train_out = os.path.join(results, "train")
-    keep_or_retire(train_out, training_fingerprint(args, info))
-    run_recipe(
-        [
-            "recipes/train_speaker_embeddings.py",
-            args.train_hparams,
-            f"--data_folder={paths['root']}",
-            f"--musan_folder={paths['musan_dir']}",
-            f"--rir_folder={paths['rirs_dir']}",
-            f"--trial_lists={paths['trials']}",
-            f"--output_folder={train_out}",
-            *quiet,
-            *args.train_arg,
-        ]
+    base_print = training_fingerprint(
+        args.train_hparams, args.train_arg, info["args"], info["version"]
     )
-    pretrained = os.path.join(train_out, "pretrained")
+    pretrained = train_stage(
+        args.train_hparams, train_out, paths, quiet, args.train_arg,
+        base_print,
+    )
     print(f"    done in {time.time() - t:.0f} s; model in {pretrained}")
 
     t = stage(3, STAGES, "Loading the exported model with EncoderClassifier")
@@ -271,25 +371,54 @@ def main(argv=None):
         f"{len(dev['test_speakers'])} speakers ({time.time() - t:.0f} s)"
     )
 
-    t = stage(5, STAGES, "Scoring the trials (real verification recipe)")
-    verify_out = os.path.join(results, "verification")
+    t = stage(5, STAGES, "QMF: quality-measure calibration on trials of "
+              "the training speakers")
+    cohort = os.path.join(train_out, "save", "train.csv")
+    qmf_list = os.path.join(results, "qmf_trials.txt")
     run_recipe(
         [
-            "recipes/speaker_verification_cosine.py",
-            args.verify_hparams,
-            f"--data_folder={paths['root']}",
-            f"--pretrained_path={pretrained}",
-            f"--output_folder={verify_out}",
-            f"--conditions=[{', '.join(CONDITIONS)}]",
-            *quiet,
-            *args.verify_arg,
+            "-m", "speechbrain_ext.scoring.qmf_trials", cohort, qmf_list,
+            f"--n_trials={args.n_qmf_trials}", f"--seed={args.seed}",
+            # half the speakers; the others are the QMF's AS-norm cohort
+            f"--n_speakers={max(2, args.n_train_speakers // 2)}",
+            f"--audio_folder={paths['wav_dir']}",
+            f"--exclude={paths['trials']}",
         ]
     )
-    with open(os.path.join(verify_out, "results.json")) as fh:
-        ours = json.load(fh)["results"]
-    list_name = next(iter(ours))
+    verify_out = os.path.join(results, "verification")
+    qmf = qmf_stage(
+        args, pretrained, qmf_list, paths, cohort,
+        os.path.join(verify_out, "embedding_cache"), quiet,
+    )
+    print(f"    {qmf_list} ({time.time() - t:.0f} s)")
 
-    t = stage(6, STAGES, "MFCC mean+std cosine baseline on the same trials")
+    t = stage(6, STAGES, "Scoring the trials (real verification recipe)")
+    list_name, ours = verify_stage(
+        args, pretrained, verify_out, paths, cohort, quiet
+    )
+    print(f"    done in {time.time() - t:.0f} s")
+
+    t = stage(7, STAGES, "Large-margin fine-tuning, its QMF, scoring")
+    lm_out = os.path.join(results, "train_lm")
+    lm_pretrained = train_stage(
+        args.lm_hparams, lm_out, paths, quiet,
+        [f"--init_from={pretrained}", *args.lm_arg],
+        training_fingerprint(
+            args.lm_hparams, args.lm_arg, base_print,
+            state_digest(os.path.join(pretrained, "embedding_model.ckpt")),
+        ),
+    )
+    lm_verify_out = os.path.join(results, "verification_lm")
+    qmf_stage(
+        args, lm_pretrained, qmf_list, paths, cohort,
+        os.path.join(lm_verify_out, "embedding_cache"), quiet,
+    )
+    _, lm = verify_stage(
+        args, lm_pretrained, lm_verify_out, paths, cohort, quiet
+    )
+    print(f"    done in {time.time() - t:.0f} s; model in {lm_pretrained}")
+
+    t = stage(8, STAGES, "MFCC mean+std cosine baseline on the same trials")
     from speechbrain_ext.scoring.baseline import score_baseline
 
     enrol, test = trials.resolve(paths["wav_dir"])
@@ -303,13 +432,19 @@ def main(argv=None):
     base = score_baseline(resolved, CONDITIONS)
     rows = []
     for cond in CONDITIONS:
-        rows.append((cond, "MR-RawNet", ours[list_name][cond]["cosine"]))
-        rows.append((cond, "MFCC baseline", base[cond].as_dict()))
+        rows += [
+            (cond, "MR-RawNet, cosine", ours[cond]["cosine"]),
+            (cond, "MR-RawNet, AS-norm", ours[cond]["as-norm"]),
+            (cond, "MR-RawNet, AS-norm + QMF", ours[cond]["as-norm+qmf"]),
+            (cond, "MR-RawNet LM, cosine", lm[cond]["cosine"]),
+            (cond, "MR-RawNet LM, AS-norm + QMF", lm[cond]["as-norm+qmf"]),
+            (cond, "MFCC mean+std, cosine", base[cond].as_dict()),
+        ]
     text = table(rows)
-    calibrated = {c: ours[list_name][c]["calibrated"] for c in CONDITIONS}
+    calibrated = {c: ours[c]["calibrated"] for c in CONDITIONS}
     text += "\n\n" + calibration_table(calibrated, calibration["info"])
 
-    t = stage(7, STAGES, "ONNX export, checked against PyTorch")
+    t = stage(9, STAGES, "ONNX export, checked against PyTorch")
     onnx_path = os.path.join(results, "mr_rawnet_demo.onnx")
     onnx_report = export_onnx_once(pretrained, onnx_path)
     print(
@@ -321,9 +456,11 @@ def main(argv=None):
     wall = time.time() - start
     summary = {
         "conditions": CONDITIONS,
-        "mr_rawnet": {c: ours[list_name][c]["cosine"] for c in CONDITIONS},
+        "mr_rawnet": ours,
+        "mr_rawnet_lm": lm,
         "mr_rawnet_calibrated": calibrated,
         "calibration": calibration,
+        "qmf": qmf,
         "mfcc_baseline": {c: base[c].as_dict() for c in CONDITIONS},
         "onnx": onnx_report,
         "wall_seconds": wall,
@@ -340,7 +477,9 @@ def main(argv=None):
     print(f"  corpus            {paths['root']}")
     print(f"  training run      {train_out} (train_log.txt)")
     print(f"  pretrained model  {pretrained}")
-    print(f"  scores and plots  {verify_out}")
+    print(f"  LM run and model  {lm_out}")
+    print(f"  scores and plots  {verify_out} (LM: {lm_verify_out})")
+    print(f"  QMF               {os.path.join(pretrained, 'qmf.json')}")
     print(f"  calibration       {os.path.join(pretrained, 'calibration.json')}")
     print(f"  ONNX model        {onnx_path}")
     det = os.path.join(verify_out, "plots", f"{list_name}_det.png")

@@ -6,6 +6,7 @@ one epoch and the tiny model; every output must exist and parse.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -38,8 +39,12 @@ def test_demo_end_to_end(tmp_path):
         "--n_dev_speakers=3",
         "--dev_utts_per_speaker=3",
         "--noprogressbar",
+        "--n_qmf_trials=8",
         *[f"--train_arg={a}" for a in train],
+        *[f"--lm_arg={a}" for a in train],
         "--verify_arg=--device=cpu",
+        "--verify_arg=--cohort_topk=4",
+        "--verify_arg=--cohort_size=5",  # the QMF cohort: 2 speakers
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     # The first run also exports to ONNX (minutes on a loaded CPU).
@@ -48,20 +53,29 @@ def test_demo_end_to_end(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    for n in range(1, 8):
-        assert f"[{n}/7]" in out
-    assert "MFCC baseline" in out and "MR-RawNet" in out
+    for n in range(1, 10):
+        assert f"[{n}/9]" in out
+    assert "MFCC mean+std" in out and "MR-RawNet LM, AS-norm + QMF" in out
     assert "Cllr" in out and "LLR >" in out
 
     results = tmp_path / "results"
     summary = json.loads((results / "demo_results.json").read_text())
-    for system in ["mr_rawnet", "mfcc_baseline"]:
+    scorings = {"cosine", "as-norm", "as-norm+qmf"}
+    lm_calibrated = [("mr_rawnet", {"calibrated"}), ("mr_rawnet_lm", set())]
+    for system, extra in lm_calibrated:
         assert set(summary[system]) == {"full", "1.04s", "2.04s"}
-        for metrics in summary[system].values():
-            assert 0.0 <= metrics["eer"] <= 1.0
-            assert metrics["n_target"] > 0 and metrics["n_nontarget"] > 0
+        for by_scoring in summary[system].values():
+            assert set(by_scoring) == scorings | extra
+    for metrics in [
+        *summary["mfcc_baseline"].values(),
+        *(m for c in summary["mr_rawnet"].values() for m in c.values()),
+    ]:
+        assert 0.0 <= metrics["eer"] <= 1.0
+        assert metrics["n_target"] > 0 and metrics["n_nontarget"] > 0
     table = (results / "demo_results.md").read_text().splitlines()
-    assert len(table) == 2 + 6 + 3 + 2 + 3  # EER table, calibration table
+    # EER table (6 systems x 3 conditions), calibration table
+    assert len(table) == 2 + 18 + 3 + 2 + 3
+    assert summary["qmf"]["features"][0] == "asnorm"
     for metrics in summary["mr_rawnet_calibrated"].values():
         assert 0.0 <= metrics["min_cllr"] <= metrics["cllr"] + 1e-9
         assert 0.0 <= metrics["p_fa@0.01"] <= 1.0
@@ -76,6 +90,10 @@ def test_demo_end_to_end(tmp_path):
     for name in ["hyperparams.yaml", "embedding_model.ckpt", "classifier.ckpt"]:
         assert (pretrained / name).is_file()
     assert (pretrained / "calibration.json").is_file()
+    assert (pretrained / "qmf.json").is_file()
+    lm_log = (results / "train_lm" / "train_log.txt").read_text()
+    assert f"protocol: init_from: {pretrained}" in lm_log
+    assert (results / "train_lm" / "pretrained" / "qmf.json").is_file()
     state = torch.load(pretrained / "embedding_model.ckpt", weights_only=True)
     assert state["fc.weight"].shape[0] == TINY_KWARGS["lin_neurons"]
     assert (results / "train" / "train_log.txt").read_text().strip()
@@ -90,7 +108,7 @@ def test_demo_end_to_end(tmp_path):
     for name in plots:
         assert (verification / "plots" / name).read_bytes()[:4] == b"\x89PNG"
     scores = sorted(os.listdir(verification / "scores" / "synthetic"))
-    assert len(scores) == 6, scores  # cosine and calibrated
+    assert len(scores) == 12, scores  # cosine, as-norm, +qmf, calibrated
     first = (verification / "scores" / "synthetic" / "full.txt").read_text()
     label, score = first.splitlines()[0].split()[2:]
     assert label in {"0", "1"} and -1.0 <= float(score) <= 1.0
@@ -105,7 +123,8 @@ def test_demo_end_to_end(tmp_path):
     again_summary = json.loads((results / "demo_results.json").read_text())
     assert again_summary["onnx"]["state"] == "reused"
     assert (results / "train" / "train_log.txt").read_text() == train_log
+    assert (results / "train_lm" / "train_log.txt").read_text() == lm_log
     log = (verification / "log.txt").read_text().splitlines()
     extraction = [line for line in log if "Embeddings:" in line]
     assert len(extraction) == 2
-    assert "6 utterances cached, 0 to compute" in extraction[-1]
+    assert re.search(r"\d+ utterances cached, 0 to compute", extraction[-1])
