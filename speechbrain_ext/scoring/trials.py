@@ -1,4 +1,4 @@
-"""Verification trial lists, test-side crops and path resolution.
+"""Verification trial lists and test-side crops.
 
 A trial list has one trial per line, ``label enrol_path test_path``, with
 label ``1`` for a target (same speaker) and ``0`` for a non-target trial::
@@ -10,16 +10,19 @@ the test utterance is reduced to one centre crop of 1.04, 2.04 or 5.04 s
 (see :data:`CONDITIONS`). A test utterance shorter than the crop is tiled
 (repeated from its start) and the first ``n_samples`` samples are used.
 
+Paths are resolved by :func:`~speechbrain_ext.data.paths.resolve_path`,
+re-exported here for existing callers.
+
 Authors
  * MR-RawNet recipe contributors
 """
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from speechbrain_ext.data import crops
+from speechbrain_ext.data.paths import resolve_path
 
 __all__ = [
     "CONDITIONS",
@@ -129,7 +132,7 @@ class TrialList:
             Root of the audio files.
         allow_outside : bool
             Permit paths that leave ``data_folder`` (see
-            :func:`resolve_path`).
+            :func:`~speechbrain_ext.data.paths.resolve_path`).
 
         Returns
         -------
@@ -308,46 +311,3 @@ def centre_crop(wav, n_samples):
         )
     return crops.centre_crop(wav, int(n_samples))
 
-
-def resolve_path(path, data_folder, allow_outside=False, where=None):
-    """Joins a trial path to the data folder, refusing ``..`` escapes.
-
-    The check is lexical (``os.path.normpath``), so symbolic links inside
-    the data folder that point elsewhere are allowed; ``..`` components and
-    absolute paths that leave the folder are not, unless ``allow_outside``.
-
-    Arguments
-    ---------
-    path : str
-        Path from the trial list, relative to ``data_folder``.
-    data_folder : str or os.PathLike
-        Root of the audio files.
-    allow_outside : bool
-        If True, paths outside ``data_folder`` are returned as well.
-    where : str or None
-        Optional location (e.g. ``"veri.txt:12"``) put in the error.
-
-    Returns
-    -------
-    str
-        The normalised absolute path.
-
-    Example
-    -------
-    >>> resolve_path("id1/a.wav", "/data/vox1")
-    '/data/vox1/id1/a.wav'
-    >>> resolve_path("../secret.wav", "/data/vox1")
-    Traceback (most recent call last):
-    ...
-    ValueError: '../secret.wav' resolves to '/data/secret.wav', outside ...
-    """
-    root = os.path.normpath(os.path.abspath(os.fspath(data_folder)))
-    full = os.path.normpath(os.path.join(root, os.fspath(path)))
-    if not allow_outside and os.path.commonpath([root, full]) != root:
-        prefix = f"{where}: " if where else ""
-        raise ValueError(
-            f"{prefix}{os.fspath(path)!r} resolves to {full!r}, outside the "
-            f"data folder {root!r} (set allow_paths_outside_data_folder: "
-            "True, or --allow_paths_outside_data_folder=True, to permit)"
-        )
-    return full
