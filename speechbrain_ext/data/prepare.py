@@ -42,6 +42,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from speechbrain_ext.atomic_files import atomic_write, atomic_write_text
+from speechbrain_ext.data.trial_format import read_trial_file
 from speechbrain_ext.data.wav_header import truncation_reason, wav_truncation
 
 logger = logging.getLogger(__name__)
@@ -312,8 +313,9 @@ def _format_duration(frames, samplerate):
 def read_trial_list(trial_file):
     """Reads a trial list with lines ``label enrol test``.
 
-    Lines with only ``enrol test`` are accepted (label ``None``); blank lines
-    are skipped.
+    The lines follow the rules of :mod:`speechbrain_ext.data.trial_format`,
+    the parser scoring uses too: label 0 or 1, exactly three fields, blank
+    lines skipped.
 
     Arguments
     ---------
@@ -323,7 +325,14 @@ def read_trial_list(trial_file):
     Returns
     -------
     list of tuple
-        ``(label, enrol, test)`` with ``label`` an int or None.
+        ``(label, enrol, test)`` with ``label`` the int 0 or 1.
+
+    Raises
+    ------
+    PreparationError
+        The list does not exist (with how to download VoxCeleb's lists).
+    TrialListError
+        A malformed line (``file:line``) or a list without trials.
 
     Example
     -------
@@ -332,29 +341,17 @@ def read_trial_list(trial_file):
     >>> _ = open(t, "w").write("1 id1/a/1.wav id1/b/2.wav\\n")
     >>> read_trial_list(t)
     [(1, 'id1/a/1.wav', 'id1/b/2.wav')]
+    >>> _ = open(t, "w").write("id1/a/1.wav id1/b/2.wav\\n")
+    >>> read_trial_list(t)
+    Traceback (most recent call last):
+    ...
+    speechbrain_ext.data.trial_format.TrialListError: ...trials.txt:1: ...
     """
     if not os.path.isfile(trial_file):
         raise PreparationError(
             f"Trial list {trial_file} does not exist ({_TRIALS_HINT})"
         )
-    trials = []
-    with open(trial_file, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) == 3:
-                trials.append((int(fields[0]), fields[1], fields[2]))
-            elif len(fields) == 2:
-                trials.append((None, fields[0], fields[1]))
-            else:
-                raise PreparationError(
-                    f"{trial_file}:{lineno}: expected 'label enrol test', "
-                    f"got {line.strip()!r}"
-                )
-    if not trials:
-        raise PreparationError(f"Trial list {trial_file} holds no trials")
-    return trials
+    return [(t.label, t.enrol, t.test) for t in read_trial_file(trial_file)]
 
 
 def _speaker_of(path):

@@ -10,8 +10,10 @@ the test utterance is reduced to one centre crop of 1.04, 2.04 or 5.04 s
 (see :data:`CONDITIONS`). A test utterance shorter than the crop is tiled
 (repeated from its start) and the first ``n_samples`` samples are used.
 
-Paths are resolved by :func:`~speechbrain_ext.data.paths.resolve_path`,
-re-exported here for existing callers.
+The lines are parsed by :mod:`speechbrain_ext.data.trial_format` (the one
+parser, shared with data preparation) and paths are resolved by
+:func:`~speechbrain_ext.data.paths.resolve_path`; ``TrialListError`` and
+``resolve_path`` are re-exported here for existing callers.
 
 Authors
  * MR-RawNet recipe contributors
@@ -23,6 +25,7 @@ import numpy as np
 
 from speechbrain_ext.data import crops
 from speechbrain_ext.data.paths import resolve_path
+from speechbrain_ext.data.trial_format import TrialListError, parse_trial_lines
 
 __all__ = [
     "CONDITIONS",
@@ -40,31 +43,6 @@ SAMPLE_RATE = 16000
 
 #: Test-side crop length in samples at 16 kHz (``None``: full length).
 CONDITIONS = {"full": None, "1.04s": 16640, "2.04s": 32640, "5.04s": 80640}
-
-
-class TrialListError(ValueError):
-    """A trial list is malformed; the message names the file and line.
-
-    Arguments
-    ---------
-    source : str
-        The trial file (or another name for the text).
-    line : int or None
-        1-based line number, or None for errors about the whole list.
-    message : str
-        What is wrong.
-
-    Example
-    -------
-    >>> str(TrialListError("veri.txt", 3, "bad label"))
-    'veri.txt:3: bad label'
-    """
-
-    def __init__(self, source, line, message):
-        self.source = source
-        self.line = line
-        where = f"{source}:{line}" if line is not None else f"{source}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -161,9 +139,11 @@ class TrialList:
 
 
 def parse_trials(lines, source="<trials>", require_both_classes=True):
-    """Parses trial lines ``label enrol_path test_path``.
+    """Parses trial lines ``label enrol_path test_path`` into a TrialList.
 
-    Blank lines are skipped. Fields are separated by any whitespace.
+    The lines follow the rules of :mod:`speechbrain_ext.data.trial_format`
+    (the parser data preparation uses too): blank lines are skipped, fields
+    are separated by any whitespace.
 
     Arguments
     ---------
@@ -194,34 +174,10 @@ def parse_trials(lines, source="<trials>", require_both_classes=True):
     >>> parse_trials(["1 a.wav"], "v.txt")
     Traceback (most recent call last):
     ...
-    speechbrain_ext.scoring.trials.TrialListError: v.txt:1: expected 3 ...
+    speechbrain_ext.data.trial_format.TrialListError: v.txt:1: expected 3 ...
     """
-    labels, enrol, test, numbers = [], [], [], []
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 3:
-            raise TrialListError(
-                source,
-                number,
-                "expected 3 fields 'label enrol_path test_path', got "
-                f"{len(fields)}: {line.strip()!r}",
-            )
-        if fields[0] not in ("0", "1"):
-            raise TrialListError(
-                source,
-                number,
-                f"label must be 0 (non-target) or 1 (target), got "
-                f"{fields[0]!r}",
-            )
-        labels.append(fields[0] == "1")
-        enrol.append(fields[1])
-        test.append(fields[2])
-        numbers.append(number)
-    if not labels:
-        raise TrialListError(source, None, "the trial list has no trials")
-    label_arr = np.asarray(labels, dtype=np.int8)
+    trials = parse_trial_lines(lines, source)
+    label_arr = np.asarray([t.label for t in trials], dtype=np.int8)
     n_target = int(label_arr.sum())
     if require_both_classes and n_target in (0, label_arr.size):
         only = "target (1)" if n_target else "non-target (0)"
@@ -233,9 +189,9 @@ def parse_trials(lines, source="<trials>", require_both_classes=True):
         )
     return TrialList(
         labels=label_arr,
-        enrol=np.asarray(enrol, dtype=object),
-        test=np.asarray(test, dtype=object),
-        line_numbers=np.asarray(numbers, dtype=np.int64),
+        enrol=np.asarray([t.enrol for t in trials], dtype=object),
+        test=np.asarray([t.test for t in trials], dtype=object),
+        line_numbers=np.asarray([t.line for t in trials], dtype=np.int64),
         source=str(source),
     )
 
