@@ -74,8 +74,32 @@ class PreparationError(RuntimeError):
     """
 
 
-def _listing(items, limit=MAX_LISTED):
-    """Formats the first ``limit`` items and the total count."""
+def listing(items, limit=MAX_LISTED):
+    """Formats the first ``limit`` items and the total count.
+
+    Preparation errors (here and in :mod:`speechbrain_ext.augment.prepare`)
+    name the offending files through it.
+
+    Arguments
+    ---------
+    items : iterable
+        What to list (formatted with ``str``).
+    limit : int
+        How many items to show.
+
+    Returns
+    -------
+    str
+        The items shown, comma separated, then the total when some are
+        left out.
+
+    Example
+    -------
+    >>> listing(["a.wav", "b.wav"])
+    'a.wav, b.wav'
+    >>> listing(range(7), limit=2)
+    '0, 1 ... (7 in total)'
+    """
     items = list(items)
     shown = ", ".join(str(x) for x in items[:limit])
     more = f" ... ({len(items)} in total)" if len(items) > limit else ""
@@ -296,11 +320,11 @@ def read_audio_headers(paths, workers=8, desc="Reading audio headers",
         missing = [p for p, _ in bad if not os.path.exists(p)]
         if missing:
             raise PreparationError(
-                f"{len(missing)} audio file(s) missing: {_listing(missing)}"
+                f"{len(missing)} audio file(s) missing: {listing(missing)}"
             )
         raise PreparationError(
             f"{len(bad)} audio file(s) unreadable: "
-            + _listing(f"{p} ({r})" for p, r in bad)
+            + listing(f"{p} ({r})" for p, r in bad)
         )
     return results
 
@@ -687,13 +711,13 @@ def _check_bad_files(bad, total, max_fraction, min_files, where):
     """
     if not bad:
         return
-    listing = _listing(f"{p} ({reason})" for p, reason in bad)
+    named = listing(f"{p} ({reason})" for p, reason in bad)
     if len(bad) > max_fraction * max(total, min_files):
         raise PreparationError(
             f"{len(bad)} file(s) of the {total} {where} are missing or "
             f"unusable, more than max_bad_file_fraction={max_fraction:g} "
             f"(counted from at least bad_file_min_files={min_files}): "
-            f"{listing}. Fix or remove them, or raise "
+            f"{named}. Fix or remove them, or raise "
             "--max_bad_file_fraction."
         )
     logger.warning(
@@ -703,7 +727,7 @@ def _check_bad_files(bad, total, max_fraction, min_files, where):
         total,
         where,
         max_fraction,
-        listing,
+        named,
     )
 
 
@@ -920,11 +944,11 @@ def prepare_voxceleb_train(
             "Excluded %d file(s) whose sample rate is not %d Hz: %s",
             len(wrong_sr),
             sample_rate,
-            _listing(wrong_sr),
+            listing(wrong_sr),
         )
     if empty:
         logger.warning(
-            "Excluded %d empty file(s): %s", len(empty), _listing(empty)
+            "Excluded %d empty file(s): %s", len(empty), listing(empty)
         )
     if not rows and not bad:
         raise PreparationError("No usable training files")
@@ -1056,7 +1080,7 @@ def prepare_trial_csv(
     if missing:
         raise PreparationError(
             f"{len(missing)} trial file(s) missing under {root}: "
-            f"{_listing(missing)}"
+            f"{listing(missing)}"
         )
     stats = [os.stat(p) for p in paths]
     fingerprint = {
@@ -1086,7 +1110,7 @@ def prepare_trial_csv(
     if wrong:
         raise PreparationError(
             f"{len(wrong)} trial file(s) not at {sample_rate} Hz: "
-            f"{_listing(wrong)}"
+            f"{listing(wrong)}"
         )
     rows, seen = [], {}
     for rel, path, (frames, sr, _) in zip(rels, paths, headers, strict=True):
@@ -1220,7 +1244,7 @@ def convert_m4a_to_wav(
                 errors.append(err)
     if errors:
         raise PreparationError(
-            f"ffmpeg failed on {len(errors)} file(s): {_listing(errors)}"
+            f"ffmpeg failed on {len(errors)} file(s): {listing(errors)}"
         )
     logger.info(
         "Converted %d file(s), skipped %d already converted, in %.1f s",
