@@ -37,10 +37,17 @@ lint: install
 	$(VPY) -m ruff check .
 	$(VPY) -m yamllint -s hparams
 
-unit: install
-	$(VPY) -m pytest
+# Two tiers. `make unit`: the unit tests and the doctests of the package,
+# the fast edit loop. `make test`: lint, then the whole suite (unit,
+# integration and doctests: pyproject.toml's testpaths, which a bare
+# `pytest` runs too); CI (.ci/run) runs `make test`.
+UNIT_PATHS := speechbrain_ext tests/unit
 
-test: lint unit
+unit: install
+	$(VPY) -m pytest $(UNIT_PATHS)
+
+test: lint
+	$(VPY) -m pytest
 
 demo: install
 	$(VPY) recipes/demo.py

@@ -43,8 +43,8 @@ from speechbrain_ext.data.prepare import (
     PREP_VERSION,
     SAMPLE_RATE,
     PreparationError,
-    _listing,
     is_up_to_date,
+    listing,
     read_audio_headers,
     tree_fingerprint,
     write_csv,
@@ -161,7 +161,7 @@ def resolve_musan_folder(musan_folder, categories=MUSAN_CATEGORIES):
         if not os.path.isdir(os.path.join(folder, c))
     ]
     raise PreparationError(
-        f"MUSAN category folder(s) missing: {_listing(missing)} (expected "
+        f"MUSAN category folder(s) missing: {listing(missing)} (expected "
         f"{MUSAN_LAYOUT}; {download_hint('musan', os.path.dirname(folder))})"
     )
 
@@ -333,7 +333,7 @@ def prepare_musan(
                     rows.extend(res)
         if errors:
             raise PreparationError(
-                f"{len(errors)} unreadable MUSAN file(s): {_listing(errors)}"
+                f"{len(errors)} unreadable MUSAN file(s): {listing(errors)}"
             )
         if skipped:
             logger.warning(
@@ -341,7 +341,7 @@ def prepare_musan(
                 len(skipped),
                 cat,
                 sample_rate,
-                _listing(skipped),
+                listing(skipped),
             )
         if not rows:
             raise PreparationError(
@@ -467,7 +467,7 @@ def prepare_rirs(
     if absent:
         raise PreparationError(
             "RIR room folder(s) "
-            + _listing(os.path.join(sim, r) for r in absent)
+            + listing(os.path.join(sim, r) for r in absent)
             + f" do not exist (expected {RIRS_LAYOUT})"
         )
     files = []
@@ -514,7 +514,7 @@ def prepare_rirs(
             "Skipped %d RIR file(s) not at %d Hz or empty: %s",
             len(skipped),
             sample_rate,
-            _listing(skipped),
+            listing(skipped),
         )
     if not rows:
         raise PreparationError(

@@ -37,6 +37,7 @@ import sys
 from dataclasses import dataclass
 
 from speechbrain_ext.data import fetch, unpack
+from speechbrain_ext.data.trial_format import read_trial_file
 
 __all__ = [
     "SOURCES",
@@ -315,6 +316,10 @@ def _check_md5(path, remote, progress):
 def count_trials(path):
     """Checks the ``label enrol test`` format; returns the trial count.
 
+    The format is checked by the one trial-list parser
+    (:mod:`speechbrain_ext.data.trial_format`), which preparation and
+    scoring use too; undecodable bytes make a malformed line.
+
     Arguments
     ---------
     path : str
@@ -328,7 +333,8 @@ def count_trials(path):
     Raises
     ------
     ValueError
-        The first malformed line, as ``file:line``.
+        A :class:`~speechbrain_ext.data.trial_format.TrialListError`: the
+        first malformed line, as ``file:line``, or a list without trials.
 
     Example
     -------
@@ -337,19 +343,7 @@ def count_trials(path):
     >>> count_trials(str(p))
     2
     """
-    n = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[0] not in ("0", "1"):
-                raise ValueError(
-                    f"{path}:{number}: expected 'label enrol test' with "
-                    f"label 0 or 1, got {line.strip()[:80]!r}"
-                )
-            n += 1
-    return n
+    return len(read_trial_file(path, errors="replace"))
 
 
 def _check_trials(path, remote):

@@ -42,6 +42,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from speechbrain_ext.atomic_files import atomic_write, atomic_write_text
+from speechbrain_ext.data.trial_format import read_trial_file
 from speechbrain_ext.data.wav_header import truncation_reason, wav_truncation
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,32 @@ class PreparationError(RuntimeError):
     """
 
 
-def _listing(items, limit=MAX_LISTED):
-    """Formats the first ``limit`` items and the total count."""
+def listing(items, limit=MAX_LISTED):
+    """Formats the first ``limit`` items and the total count.
+
+    Preparation errors (here and in :mod:`speechbrain_ext.augment.prepare`)
+    name the offending files through it.
+
+    Arguments
+    ---------
+    items : iterable
+        What to list (formatted with ``str``).
+    limit : int
+        How many items to show.
+
+    Returns
+    -------
+    str
+        The items shown, comma separated, then the total when some are
+        left out.
+
+    Example
+    -------
+    >>> listing(["a.wav", "b.wav"])
+    'a.wav, b.wav'
+    >>> listing(range(7), limit=2)
+    '0, 1 ... (7 in total)'
+    """
     items = list(items)
     shown = ", ".join(str(x) for x in items[:limit])
     more = f" ... ({len(items)} in total)" if len(items) > limit else ""
@@ -295,11 +320,11 @@ def read_audio_headers(paths, workers=8, desc="Reading audio headers",
         missing = [p for p, _ in bad if not os.path.exists(p)]
         if missing:
             raise PreparationError(
-                f"{len(missing)} audio file(s) missing: {_listing(missing)}"
+                f"{len(missing)} audio file(s) missing: {listing(missing)}"
             )
         raise PreparationError(
             f"{len(bad)} audio file(s) unreadable: "
-            + _listing(f"{p} ({r})" for p, r in bad)
+            + listing(f"{p} ({r})" for p, r in bad)
         )
     return results
 
@@ -312,8 +337,9 @@ def _format_duration(frames, samplerate):
 def read_trial_list(trial_file):
     """Reads a trial list with lines ``label enrol test``.
 
-    Lines with only ``enrol test`` are accepted (label ``None``); blank lines
-    are skipped.
+    The lines follow the rules of :mod:`speechbrain_ext.data.trial_format`,
+    the parser scoring uses too: label 0 or 1, exactly three fields, blank
+    lines skipped.
 
     Arguments
     ---------
@@ -323,7 +349,14 @@ def read_trial_list(trial_file):
     Returns
     -------
     list of tuple
-        ``(label, enrol, test)`` with ``label`` an int or None.
+        ``(label, enrol, test)`` with ``label`` the int 0 or 1.
+
+    Raises
+    ------
+    PreparationError
+        The list does not exist (with how to download VoxCeleb's lists).
+    TrialListError
+        A malformed line (``file:line``) or a list without trials.
 
     Example
     -------
@@ -332,29 +365,17 @@ def read_trial_list(trial_file):
     >>> _ = open(t, "w").write("1 id1/a/1.wav id1/b/2.wav\\n")
     >>> read_trial_list(t)
     [(1, 'id1/a/1.wav', 'id1/b/2.wav')]
+    >>> _ = open(t, "w").write("id1/a/1.wav id1/b/2.wav\\n")
+    >>> read_trial_list(t)
+    Traceback (most recent call last):
+    ...
+    speechbrain_ext.data.trial_format.TrialListError: ...trials.txt:1: ...
     """
     if not os.path.isfile(trial_file):
         raise PreparationError(
             f"Trial list {trial_file} does not exist ({_TRIALS_HINT})"
         )
-    trials = []
-    with open(trial_file, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) == 3:
-                trials.append((int(fields[0]), fields[1], fields[2]))
-            elif len(fields) == 2:
-                trials.append((None, fields[0], fields[1]))
-            else:
-                raise PreparationError(
-                    f"{trial_file}:{lineno}: expected 'label enrol test', "
-                    f"got {line.strip()!r}"
-                )
-    if not trials:
-        raise PreparationError(f"Trial list {trial_file} holds no trials")
-    return trials
+    return [(t.label, t.enrol, t.test) for t in read_trial_file(trial_file)]
 
 
 def _speaker_of(path):
@@ -690,13 +711,13 @@ def _check_bad_files(bad, total, max_fraction, min_files, where):
     """
     if not bad:
         return
-    listing = _listing(f"{p} ({reason})" for p, reason in bad)
+    named = listing(f"{p} ({reason})" for p, reason in bad)
     if len(bad) > max_fraction * max(total, min_files):
         raise PreparationError(
             f"{len(bad)} file(s) of the {total} {where} are missing or "
             f"unusable, more than max_bad_file_fraction={max_fraction:g} "
             f"(counted from at least bad_file_min_files={min_files}): "
-            f"{listing}. Fix or remove them, or raise "
+            f"{named}. Fix or remove them, or raise "
             "--max_bad_file_fraction."
         )
     logger.warning(
@@ -706,7 +727,7 @@ def _check_bad_files(bad, total, max_fraction, min_files, where):
         total,
         where,
         max_fraction,
-        listing,
+        named,
     )
 
 
@@ -923,11 +944,11 @@ def prepare_voxceleb_train(
             "Excluded %d file(s) whose sample rate is not %d Hz: %s",
             len(wrong_sr),
             sample_rate,
-            _listing(wrong_sr),
+            listing(wrong_sr),
         )
     if empty:
         logger.warning(
-            "Excluded %d empty file(s): %s", len(empty), _listing(empty)
+            "Excluded %d empty file(s): %s", len(empty), listing(empty)
         )
     if not rows and not bad:
         raise PreparationError("No usable training files")
@@ -1059,7 +1080,7 @@ def prepare_trial_csv(
     if missing:
         raise PreparationError(
             f"{len(missing)} trial file(s) missing under {root}: "
-            f"{_listing(missing)}"
+            f"{listing(missing)}"
         )
     stats = [os.stat(p) for p in paths]
     fingerprint = {
@@ -1089,7 +1110,7 @@ def prepare_trial_csv(
     if wrong:
         raise PreparationError(
             f"{len(wrong)} trial file(s) not at {sample_rate} Hz: "
-            f"{_listing(wrong)}"
+            f"{listing(wrong)}"
         )
     rows, seen = [], {}
     for rel, path, (frames, sr, _) in zip(rels, paths, headers, strict=True):
@@ -1223,7 +1244,7 @@ def convert_m4a_to_wav(
                 errors.append(err)
     if errors:
         raise PreparationError(
-            f"ffmpeg failed on {len(errors)} file(s): {_listing(errors)}"
+            f"ffmpeg failed on {len(errors)} file(s): {listing(errors)}"
         )
     logger.info(
         "Converted %d file(s), skipped %d already converted, in %.1f s",

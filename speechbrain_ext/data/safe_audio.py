@@ -36,8 +36,8 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ext.data.crops import crop_window, tile
+from speechbrain_ext.data.paths import resolve_path
 from speechbrain_ext.data.wav_header import truncation_reason, wav_truncation
-from speechbrain_ext.scoring.trials import resolve_path
 
 logger = get_logger(__name__)
 

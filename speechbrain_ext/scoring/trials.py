@@ -1,4 +1,4 @@
-"""Verification trial lists, test-side crops and path resolution.
+"""Verification trial lists and test-side crops.
 
 A trial list has one trial per line, ``label enrol_path test_path``, with
 label ``1`` for a target (same speaker) and ``0`` for a non-target trial::
@@ -10,16 +10,22 @@ the test utterance is reduced to one centre crop of 1.04, 2.04 or 5.04 s
 (see :data:`CONDITIONS`). A test utterance shorter than the crop is tiled
 (repeated from its start) and the first ``n_samples`` samples are used.
 
+The lines are parsed by :mod:`speechbrain_ext.data.trial_format` (the one
+parser, shared with data preparation) and paths are resolved by
+:func:`~speechbrain_ext.data.paths.resolve_path`; ``TrialListError`` and
+``resolve_path`` are re-exported here for existing callers.
+
 Authors
  * MR-RawNet recipe contributors
 """
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from speechbrain_ext.data import crops
+from speechbrain_ext.data.paths import resolve_path
+from speechbrain_ext.data.trial_format import TrialListError, parse_trial_lines
 
 __all__ = [
     "CONDITIONS",
@@ -37,31 +43,6 @@ SAMPLE_RATE = 16000
 
 #: Test-side crop length in samples at 16 kHz (``None``: full length).
 CONDITIONS = {"full": None, "1.04s": 16640, "2.04s": 32640, "5.04s": 80640}
-
-
-class TrialListError(ValueError):
-    """A trial list is malformed; the message names the file and line.
-
-    Arguments
-    ---------
-    source : str
-        The trial file (or another name for the text).
-    line : int or None
-        1-based line number, or None for errors about the whole list.
-    message : str
-        What is wrong.
-
-    Example
-    -------
-    >>> str(TrialListError("veri.txt", 3, "bad label"))
-    'veri.txt:3: bad label'
-    """
-
-    def __init__(self, source, line, message):
-        self.source = source
-        self.line = line
-        where = f"{source}:{line}" if line is not None else f"{source}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +110,7 @@ class TrialList:
             Root of the audio files.
         allow_outside : bool
             Permit paths that leave ``data_folder`` (see
-            :func:`resolve_path`).
+            :func:`~speechbrain_ext.data.paths.resolve_path`).
 
         Returns
         -------
@@ -158,9 +139,11 @@ class TrialList:
 
 
 def parse_trials(lines, source="<trials>", require_both_classes=True):
-    """Parses trial lines ``label enrol_path test_path``.
+    """Parses trial lines ``label enrol_path test_path`` into a TrialList.
 
-    Blank lines are skipped. Fields are separated by any whitespace.
+    The lines follow the rules of :mod:`speechbrain_ext.data.trial_format`
+    (the parser data preparation uses too): blank lines are skipped, fields
+    are separated by any whitespace.
 
     Arguments
     ---------
@@ -191,34 +174,10 @@ def parse_trials(lines, source="<trials>", require_both_classes=True):
     >>> parse_trials(["1 a.wav"], "v.txt")
     Traceback (most recent call last):
     ...
-    speechbrain_ext.scoring.trials.TrialListError: v.txt:1: expected 3 ...
+    speechbrain_ext.data.trial_format.TrialListError: v.txt:1: expected 3 ...
     """
-    labels, enrol, test, numbers = [], [], [], []
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 3:
-            raise TrialListError(
-                source,
-                number,
-                "expected 3 fields 'label enrol_path test_path', got "
-                f"{len(fields)}: {line.strip()!r}",
-            )
-        if fields[0] not in ("0", "1"):
-            raise TrialListError(
-                source,
-                number,
-                f"label must be 0 (non-target) or 1 (target), got "
-                f"{fields[0]!r}",
-            )
-        labels.append(fields[0] == "1")
-        enrol.append(fields[1])
-        test.append(fields[2])
-        numbers.append(number)
-    if not labels:
-        raise TrialListError(source, None, "the trial list has no trials")
-    label_arr = np.asarray(labels, dtype=np.int8)
+    trials = parse_trial_lines(lines, source)
+    label_arr = np.asarray([t.label for t in trials], dtype=np.int8)
     n_target = int(label_arr.sum())
     if require_both_classes and n_target in (0, label_arr.size):
         only = "target (1)" if n_target else "non-target (0)"
@@ -230,9 +189,9 @@ def parse_trials(lines, source="<trials>", require_both_classes=True):
         )
     return TrialList(
         labels=label_arr,
-        enrol=np.asarray(enrol, dtype=object),
-        test=np.asarray(test, dtype=object),
-        line_numbers=np.asarray(numbers, dtype=np.int64),
+        enrol=np.asarray([t.enrol for t in trials], dtype=object),
+        test=np.asarray([t.test for t in trials], dtype=object),
+        line_numbers=np.asarray([t.line for t in trials], dtype=np.int64),
         source=str(source),
     )
 
@@ -308,46 +267,3 @@ def centre_crop(wav, n_samples):
         )
     return crops.centre_crop(wav, int(n_samples))
 
-
-def resolve_path(path, data_folder, allow_outside=False, where=None):
-    """Joins a trial path to the data folder, refusing ``..`` escapes.
-
-    The check is lexical (``os.path.normpath``), so symbolic links inside
-    the data folder that point elsewhere are allowed; ``..`` components and
-    absolute paths that leave the folder are not, unless ``allow_outside``.
-
-    Arguments
-    ---------
-    path : str
-        Path from the trial list, relative to ``data_folder``.
-    data_folder : str or os.PathLike
-        Root of the audio files.
-    allow_outside : bool
-        If True, paths outside ``data_folder`` are returned as well.
-    where : str or None
-        Optional location (e.g. ``"veri.txt:12"``) put in the error.
-
-    Returns
-    -------
-    str
-        The normalised absolute path.
-
-    Example
-    -------
-    >>> resolve_path("id1/a.wav", "/data/vox1")
-    '/data/vox1/id1/a.wav'
-    >>> resolve_path("../secret.wav", "/data/vox1")
-    Traceback (most recent call last):
-    ...
-    ValueError: '../secret.wav' resolves to '/data/secret.wav', outside ...
-    """
-    root = os.path.normpath(os.path.abspath(os.fspath(data_folder)))
-    full = os.path.normpath(os.path.join(root, os.fspath(path)))
-    if not allow_outside and os.path.commonpath([root, full]) != root:
-        prefix = f"{where}: " if where else ""
-        raise ValueError(
-            f"{prefix}{os.fspath(path)!r} resolves to {full!r}, outside the "
-            f"data folder {root!r} (set allow_paths_outside_data_folder: "
-            "True, or --allow_paths_outside_data_folder=True, to permit)"
-        )
-    return full

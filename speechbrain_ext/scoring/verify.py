@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speechbrain_ext.data.paths import resolve_path
 from speechbrain_ext.scoring.extract import (
     AudioFileError,
     _listing,
@@ -35,7 +36,6 @@ from speechbrain_ext.scoring.norm import as_norm_from_stats, cohort_statistics
 from speechbrain_ext.scoring.trials import (
     TrialList,
     read_trials,
-    resolve_path,
 )
 from speechbrain_ext.scoring.voices import (
     default_voices_audio_folder,

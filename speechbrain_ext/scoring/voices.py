@@ -22,7 +22,8 @@ import os
 
 import numpy as np
 
-from speechbrain_ext.scoring.trials import TrialList, TrialListError
+from speechbrain_ext.data.trial_format import TrialListError
+from speechbrain_ext.scoring.trials import TrialList
 
 __all__ = [
     "LABELS",
@@ -127,7 +128,7 @@ def parse_voices_trials(lines, models, source="<keys>",
     >>> parse_voices_trials(["m9 x.wav tgt"], models, "keys.lst", "en.lst")
     Traceback (most recent call last):
     ...
-    speechbrain_ext.scoring.trials.TrialListError: keys.lst:1: model 'm9' ...
+    speechbrain_ext.data.trial_format.TrialListError: keys.lst:1: model 'm9' ...
     """
     labels, enrol, test, numbers = [], [], [], []
     for number, line in enumerate(lines, start=1):

@@ -1533,12 +1533,13 @@ class SpeakerBrain(sb.core.Brain):
             C_fa = 1), both as the official ``tuneThreshold.py`` computes
             them; None when no target or no non-target trial is left.
         """
+        from speechbrain_ext.data.paths import resolve_path
         from speechbrain_ext.data.safe_audio import (
             BadAudioError,
             read_checked_crop,
         )
         from speechbrain_ext.scoring.metrics import compute_metrics
-        from speechbrain_ext.scoring.trials import read_trials, resolve_path
+        from speechbrain_ext.scoring.trials import read_trials
 
         trials = read_trials(trial_file)
         rate = int(getattr(self.hparams, "sample_rate", 16000))
