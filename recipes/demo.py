@@ -437,6 +437,7 @@ def main(argv=None):
             (cond, "MR-RawNet, AS-norm", ours[cond]["as-norm"]),
             (cond, "MR-RawNet, AS-norm + QMF", ours[cond]["as-norm+qmf"]),
             (cond, "MR-RawNet LM, cosine", lm[cond]["cosine"]),
+            (cond, "MR-RawNet LM, AS-norm", lm[cond]["as-norm"]),
             (cond, "MR-RawNet LM, AS-norm + QMF", lm[cond]["as-norm+qmf"]),
             (cond, "MFCC mean+std, cosine", base[cond].as_dict()),
         ]

@@ -73,8 +73,8 @@ def test_demo_end_to_end(tmp_path):
         assert 0.0 <= metrics["eer"] <= 1.0
         assert metrics["n_target"] > 0 and metrics["n_nontarget"] > 0
     table = (results / "demo_results.md").read_text().splitlines()
-    # EER table (6 systems x 3 conditions), calibration table
-    assert len(table) == 2 + 18 + 3 + 2 + 3
+    # EER table (7 systems x 3 conditions), calibration table
+    assert len(table) == 2 + 21 + 3 + 2 + 3
     assert summary["qmf"]["features"][0] == "asnorm"
     for metrics in summary["mr_rawnet_calibrated"].values():
         assert 0.0 <= metrics["min_cllr"] <= metrics["cllr"] + 1e-9
