@@ -19,6 +19,8 @@ Authors
 
 import torch
 
+from speechbrain_ext.lobes.fast_conv import _run, _use_fast_path
+
 #: Every valid length is trimmed to a multiple of this many samples, the
 #: granularity the official network needs (the coarsest sinc hop times two).
 LENGTH_MULTIPLE = 320
@@ -180,6 +182,26 @@ def masked_mean(x, mask, dim=-1):
     return (x * mask).sum(dim=dim, keepdim=True) / count
 
 
+def _var_mean(x, correction):
+    """``torch.var_mean`` over the last dimension, or for CPU inference
+    the two-pass form (mean, then the mean of squared deviations) when it
+    was measured faster for this shape (``fast_conv``'s timed choice; on a
+    2-core Xeon ``torch.var_mean`` of ``[1, 1536, 400]`` took 1.6 ms and
+    the two passes 0.15 ms). Both are exact up to float rounding."""
+
+    def stock(t):
+        return torch.var_mean(t, dim=-1, keepdim=True, correction=correction)
+
+    def two_pass(t):
+        mean = t.mean(dim=-1, keepdim=True)
+        sq = (t - mean).square_().sum(dim=-1, keepdim=True)
+        return sq / (t.shape[-1] - correction), mean
+
+    if x.dim() != 3 or x.shape[-1] <= correction or not _use_fast_path(x):
+        return stock(x)
+    return _run("var_mean", x[0, :, 0], correction, x, stock, two_pass)
+
+
 def masked_mean_std(x, mask, eps_min=1e-4, eps_max=1e4, unbiased=True):
     """Mean and clamped standard deviation over time of the valid frames.
 
@@ -212,9 +234,7 @@ def masked_mean_std(x, mask, eps_min=1e-4, eps_max=1e4, unbiased=True):
     (2.0, 2.0)
     """
     if mask is None:
-        var, mean = torch.var_mean(
-            x, dim=-1, keepdim=True, correction=int(unbiased)
-        )
+        var, mean = _var_mean(x, int(unbiased))
     else:
         count = mask.sum(dim=-1, keepdim=True)
         mean = (x * mask).sum(dim=-1, keepdim=True) / count
