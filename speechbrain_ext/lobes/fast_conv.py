@@ -248,23 +248,6 @@ def _channel_matmul(weight, x, bias=None):
     return torch.baddbmm(bias.view(1, -1, 1), weight, x)
 
 
-def _packed(module, slot, weight, pack):
-    """``pack(weight)``, computed once per weight tensor and version and
-    kept on ``module`` (the cache holds the tensor itself, so its memory
-    cannot be reused by another tensor while the entry lives). Inference
-    tensors have no version counter; the only ones met here are the folded
-    weights of ``folding.py``, which are replaced, never changed in place.
-    """
-    version = None if weight.is_inference() else weight._version
-    key = (version, weight.dtype, torch.is_inference_mode_enabled())
-    cached = getattr(module, slot, None)
-    if cached is not None and cached[0] is weight and cached[1] == key:
-        return cached[2]
-    packed = pack(weight.detach())
-    setattr(module, slot, (weight, key, packed))
-    return packed
-
-
 class PointwiseConv1d(nn.Conv1d):
     """``nn.Conv1d`` with kernel 1, computed as a matrix product on CPU.
 
@@ -466,7 +449,9 @@ class DilatedConv1d(nn.Conv1d):
             weight, bias = self.weight, self.bias
         batch, _, frames = x.shape
         kernel, out_channels = self.kernel_size[0], self.out_channels
-        taps = _channel_matmul(self._tap_rows(weight), x)
+        # weight [C_out, C_in, K] -> rows (tap, C_out), columns C_in.
+        weight = weight.permute(2, 0, 1).reshape(kernel * out_channels, -1)
+        taps = _channel_matmul(weight, x)
         taps = taps.view(batch, kernel, out_channels, frames)
         centre = kernel // 2
         y = taps[:, centre]
@@ -479,15 +464,6 @@ class DilatedConv1d(nn.Conv1d):
                 # sum back onto itself through __setitem__.
                 y[..., out].add_(taps[:, k, :, inp])
         return y
-
-    def _tap_rows(self, weight):
-        """``weight [C_out, C_in, K]`` as rows (tap, C_out) x columns C_in."""
-        return _packed(
-            self, "_packed_taps", weight,
-            lambda w: w.permute(2, 0, 1).reshape(
-                self.kernel_size[0] * self.out_channels, -1
-            ),
-        )
 
 
 def conv_with(conv, x, weight, bias):
@@ -586,10 +562,7 @@ class PairTransposedConv1d(nn.ConvTranspose1d):
         batch, _, frames = x.shape
         out_channels = self.out_channels
         # weight [C_in, C_out, 2] -> rows (tap, C_out), columns C_in.
-        weight = _packed(
-            self, "_packed_pairs", self.weight,
-            lambda w: w.permute(2, 1, 0).reshape(2 * out_channels, -1),
-        )
+        weight = self.weight.permute(2, 1, 0).reshape(2 * out_channels, -1)
         bias = None if self.bias is None else self.bias.repeat(2)
         y = _channel_matmul(weight, x, bias)
         y = y.view(batch, 2, out_channels, frames).permute(0, 2, 3, 1)
