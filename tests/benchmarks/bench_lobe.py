@@ -12,7 +12,10 @@ load hits all of them alike:
 * ``ours``: this project's lobe as users get it (``set_cpu_kernels("auto")``:
   each alternative CPU kernel only where it was timed faster here);
 * ``ours stock``: the same lobe with torch's stock convolution kernels
-  only (``set_cpu_kernels("stock")``).
+  only (``set_cpu_kernels("stock")``);
+* with ``--bf16``, also ``ours bf16``: the opt-in bfloat16 mode (CPU
+  autocast, as the verification recipe's ``--precision=bf16``), with its
+  smallest cosine to our float32 embeddings.
 
 It prints the CPU (``lscpu`` model name and the vector extensions that
 matter), the thread count, the torch version and the load average, then
@@ -125,6 +128,14 @@ def with_kernels(model, mode):
     return run
 
 
+def with_bf16(model):
+    """``model`` called under CPU bfloat16 autocast (the opt-in mode)."""
+    def run(wavs, lengths):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(wavs, lengths).float()
+    return run
+
+
 def time_interleaved(runs, repeats):
     """Median wall time of each callable; the call order rotates each round.
 
@@ -163,6 +174,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", nargs="+", type=int, default=[0, 1, 2],
                         help="which batches to time (0, 1, 2)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time the opt-in bfloat16 autocast mode")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)
     torch.set_num_threads(args.threads)
@@ -173,6 +186,7 @@ def main():
     ours.load_state_dict(convert_state_dict(official.state_dict()))
     default = with_kernels(ours, "auto")
     stock = with_kernels(ours, "stock")
+    bf16 = with_bf16(ours)
 
     print(f"CPU: {cpu_description()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -180,7 +194,9 @@ def main():
           f"load average {load()}")
     print(f"{'batch':<13}{'official':>10}{'ours':>9}{'stock':>9}"
           f"{'off/ours':>10}{'off/stock':>10}{'stock/ours':>11}"
-          f"{'max|diff|':>11}{'load':>6}")
+          f"{'max|diff|':>11}{'load':>6}"
+          + (f"{'bf16':>8}{'off/bf16':>10}{'cos bf16':>10}"
+             if args.bf16 else ""))
     with torch.inference_mode():
         for index, (name, wavs, counts) in enumerate(cases()):
             if index not in args.batches:
@@ -196,6 +212,11 @@ def main():
                 ("ours", lambda w=wavs, n=lengths: default(w, n)),
                 ("stock", lambda w=wavs, n=lengths: stock(w, n)),
             ]
+            if args.bf16:
+                cos = torch.nn.functional.cosine_similarity(
+                    ref, bf16(wavs, lengths)[:, 0]
+                ).min()
+                runs.append(("bf16", lambda w=wavs, n=lengths: bf16(w, n)))
             med = time_interleaved(runs, args.repeats)
             if counts is None:
                 diff = (ref - official(wavs)).abs().max()
@@ -211,6 +232,9 @@ def main():
                 f"{med['official'] / med['stock']:>9.2f}x"
                 f"{med['stock'] / med['ours']:>10.2f}x"
                 f"{float(diff):>11.1e}{load():>6}"
+                + (f"{med['bf16']:>8.3f}"
+                   f"{med['official'] / med['bf16']:>9.2f}x"
+                   f"{float(cos):>10.6f}" if args.bf16 else "")
             )
             print(f"{'':<13}first call of ours (kernel timing included): "
                   f"{first:.3f} s")
