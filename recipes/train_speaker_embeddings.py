@@ -36,7 +36,7 @@ Faults (see ``tests/integration/test_training_faults.py``):
   and starts them all again, up to N times; save intra-epoch checkpoints
   often enough (``--ckpt_interval_minutes``) that little is redone. This
   works on several nodes too, with no extra setting (see
-  ``init_distributed`` in ``speechbrain_ext/training/brain.py``).
+  ``init_distributed`` in ``speechbrain_ext/training/distributed.py``).
 * Bad audio (unreadable, truncated, empty, wrong sample rate, NaN/Inf
   samples) found while training is skipped: a warning names the file,
   the item is replaced by another utterance of the same speaker, and the
@@ -112,8 +112,7 @@ from speechbrain_ext.data.trial_lists import (  # noqa: E402
 )
 from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
 from speechbrain_ext.run_lock import FolderLock  # noqa: E402
-from speechbrain_ext.training.brain import (  # noqa: E402
-    SpeakerBrain,
+from speechbrain_ext.training.distributed import (  # noqa: E402
     cleanup_distributed,
     init_distributed,
     resolve_run_opts,
@@ -134,6 +133,7 @@ from speechbrain_ext.training.random_state import (  # noqa: E402
 from speechbrain_ext.training.schedulers import (  # noqa: E402
     official_steps_per_epoch,
 )
+from speechbrain_ext.training.speaker_brain import SpeakerBrain  # noqa: E402
 
 logger = get_logger(__name__)
 

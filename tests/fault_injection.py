@@ -183,7 +183,7 @@ def install():
     Example
     -------
     >>> install()
-    >>> from speechbrain_ext.training.brain import SpeakerBrain
+    >>> from speechbrain_ext.training.speaker_brain import SpeakerBrain
     >>> SpeakerBrain.fit_batch.__name__
     'fit_batch'
     >>> getattr(SpeakerBrain.fit_batch, "_fault_injection", False)
@@ -191,7 +191,8 @@ def install():
     """
     import speechbrain as sb
 
-    from speechbrain_ext.training.brain import SafeCheckpointer, SpeakerBrain
+    from speechbrain_ext.training.safe_checkpointer import SafeCheckpointer
+    from speechbrain_ext.training.speaker_brain import SpeakerBrain
 
     if getattr(SpeakerBrain.fit_batch, "_fault_injection", False):
         return

@@ -1,7 +1,7 @@
 """What can go wrong with training checkpoints, and the messages that say so.
 
-:class:`~speechbrain_ext.training.brain.SafeCheckpointer` tells three
-cases apart:
+:class:`~speechbrain_ext.training.safe_checkpointer.SafeCheckpointer`
+tells three cases apart:
 
 * a folder without its completion marker was interrupted while being
   saved or deleted: it is set aside (``incomplete-CKPT+...``), kept for

@@ -30,7 +30,7 @@ import torch
 
 from speechbrain_ext.atomic_files import atomic_write_text
 from speechbrain_ext.pretrained import write_pretrained_folder
-from speechbrain_ext.training.brain import SafeCheckpointer
+from speechbrain_ext.training.safe_checkpointer import SafeCheckpointer
 
 MODEL_KWARGS_FILE = "model_kwargs.json"
 LABEL_ENCODER_FILE = "label_encoder.txt"

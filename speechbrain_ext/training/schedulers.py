@@ -91,7 +91,7 @@ class WarmupCosineRestarts:
     already run). Two calling conventions are supported; use one only:
 
     * ``scheduler(optimizer)`` just before every optimiser step that is
-      taken (``SpeakerBrain.optimizers_step`` does this, so skipped
+      taken (``FaultTolerantBrain.optimizers_step`` does this, so skipped
       non-finite steps do not advance it): sets ``get_lr(n_steps)`` for
       that step, then advances.
     * the official order: ``scheduler.apply(optimizer)`` once before

@@ -2,7 +2,7 @@
 
 For the demo-sized and the full-size (official) MR-RawNet, and each of
 fp32, bf16 (autocast) and fp16 (autocast with SpeechBrain's gradient
-scaler), a :class:`~speechbrain_ext.training.brain.SpeakerBrain` takes a
+scaler), a :class:`~speechbrain_ext.training.speaker_brain.SpeakerBrain` takes a
 few ``fit_batch`` steps on two fixed batches of tone speakers
 (:mod:`tone_corpus`); the loss must be finite and fall. Then the step
 after is made non-finite through the recipe's own fault hook
@@ -116,7 +116,7 @@ def make_brain(model_kwargs, n_classes, device, precision, lr,
     from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
 
     from speechbrain_ext.lobes.mr_rawnet import MRRawNet
-    from speechbrain_ext.training.brain import SpeakerBrain
+    from speechbrain_ext.training.speaker_brain import SpeakerBrain
 
     emulate = precision == "fp16" and not str(device).startswith("cuda")
     torch.manual_seed(0)

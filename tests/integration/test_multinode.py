@@ -269,7 +269,7 @@ def test_two_nodes_elastic_restart_after_worker_kill(
 WORKER = """
 import os, sys, time
 import torch
-from speechbrain_ext.training.brain import init_distributed
+from speechbrain_ext.training.distributed import init_distributed
 late, delay, doomed = sys.argv[1:]
 if os.environ["RANK"] == late:
     time.sleep(float(delay))

@@ -28,8 +28,9 @@ import torch
 import yaml
 from conftest import ROOT, TINY_KWARGS
 
-from speechbrain_ext.training.brain import SafeCheckpointer, state_digest
+from speechbrain_ext.training.digests import state_digest
 from speechbrain_ext.training.export import export_pretrained, find_checkpoint
+from speechbrain_ext.training.safe_checkpointer import SafeCheckpointer
 
 RECIPE = ROOT / "recipes" / "train_speaker_embeddings.py"
 HPARAMS = ROOT / "hparams" / "mr_rawnet_demo.yaml"

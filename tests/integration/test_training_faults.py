@@ -56,8 +56,11 @@ from test_training import (
 from speechbrain_ext.data.prepare import prepare_voxceleb_train, trial_speakers
 from speechbrain_ext.data.samplers import SpeakerBalancedBatchSampler
 from speechbrain_ext.data.synthetic import corpus_paths
-from speechbrain_ext.training.brain import COMPLETE_MARKER, SafeCheckpointer
 from speechbrain_ext.training.export import find_checkpoint
+from speechbrain_ext.training.safe_checkpointer import (
+    COMPLETE_MARKER,
+    SafeCheckpointer,
+)
 
 EPOCHS = 2
 PREP_FILES = ("train.csv", "valid.csv", "speakers.txt", "train_prepare.json")

@@ -25,13 +25,13 @@ from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_ext.data.safe_audio import EmptyBatch, TooManyBadFilesError
-from speechbrain_ext.training.brain import (
+from speechbrain_ext.training.checkpoint_faults import DamagedCheckpointError
+from speechbrain_ext.training.safe_checkpointer import (
     COMPLETE_MARKER,
     SafeCheckpointer,
-    SpeakerBrain,
     UnsafeCheckpointError,
 )
-from speechbrain_ext.training.checkpoint_faults import DamagedCheckpointError
+from speechbrain_ext.training.speaker_brain import SpeakerBrain
 
 
 class Tiny(torch.nn.Module):
@@ -339,7 +339,7 @@ def test_set_aside_folders_reported_once_and_removed_after_next_save(
 
 _DISK_FULL_SCRIPT = """
 import os, sys, torch
-from speechbrain_ext.training.brain import SafeCheckpointer
+from speechbrain_ext.training.safe_checkpointer import SafeCheckpointer
 from speechbrain_ext.training.checkpoint_faults import CheckpointSaveError
 save = sys.argv[1]
 model = torch.nn.Linear(100, 100)           # about 40 kB per checkpoint

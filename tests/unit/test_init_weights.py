@@ -10,12 +10,12 @@ from speechbrain_ext.pretrained import (
     write_label_encoder,
     write_pretrained_folder,
 )
-from speechbrain_ext.training.brain import SafeCheckpointer
 from speechbrain_ext.training.export import write_model_kwargs
 from speechbrain_ext.training.init_weights import (
     find_initial_weights,
     load_initial_weights,
 )
+from speechbrain_ext.training.safe_checkpointer import SafeCheckpointer
 
 LABELS = ["id1", "id2", "id3"]
 
