@@ -336,3 +336,4 @@ def main(argv=None):
         summary["seconds"] = round(time.time() - start, 1)
         summary.update(info["paths"])
         print(json.dumps(summary, indent=1))
+    return 0
