@@ -53,8 +53,8 @@ sys.path.insert(0, ROOT)
 
 from hyperpyyaml import load_hyperpyyaml  # noqa: E402
 
-from speechbrain_ext.data.synthetic import generate_corpus  # noqa: E402
 from speechbrain_ext.pretrained import state_digest  # noqa: E402
+from speechbrain_ext.synthetic import generate_corpus  # noqa: E402
 
 CONDITIONS = ["full", "1.04s", "2.04s"]
 STAGES = 9

@@ -80,7 +80,7 @@ def corpus(tmp_path_factory):
     """Training-test corpus: 8 training and 2 test speakers, 12 utterances
     of 1-2 s each, with small noise and RIR sets (shared by the training
     tests; tests that damage files work on a copy)."""
-    from speechbrain_ext.data.synthetic import generate_corpus
+    from speechbrain_ext.synthetic import generate_corpus
 
     info = generate_corpus(
         str(tmp_path_factory.mktemp("corpus") / "corpus"),

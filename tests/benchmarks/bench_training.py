@@ -72,7 +72,7 @@ def bench_model(batch, seconds, steps, warmup, n_classes):
 
 def make_corpus(folder):
     """A cached synthetic corpus with >= 40 training speakers."""
-    from speechbrain_ext.data.synthetic import generate_corpus
+    from speechbrain_ext.synthetic import generate_corpus
 
     return generate_corpus(
         folder,

@@ -74,7 +74,7 @@ def trained(corpus, tmp_path_factory):
 def heldout(tmp_path_factory):
     """32 unseen speakers x 6 utterances: development and held-out lists
     of 16 speakers each."""
-    from speechbrain_ext.data.synthetic import generate_corpus
+    from speechbrain_ext.synthetic import generate_corpus
 
     root = tmp_path_factory.mktemp("heldout")
     info = generate_corpus(

@@ -55,7 +55,7 @@ from test_training import (
 
 from speechbrain_ext.data.prepare import prepare_voxceleb_train, trial_speakers
 from speechbrain_ext.data.samplers import SpeakerBalancedBatchSampler
-from speechbrain_ext.data.synthetic import corpus_paths
+from speechbrain_ext.synthetic import corpus_paths
 from speechbrain_ext.training.export import find_checkpoint
 from speechbrain_ext.training.safe_checkpointer import (
     COMPLETE_MARKER,

@@ -19,7 +19,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from speechbrain_ext.data.synthetic import generate_corpus
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import write_pretrained_folder
 from speechbrain_ext.scoring import extract, verify
@@ -34,6 +33,7 @@ from speechbrain_ext.scoring.trials import (
     TrialListError,
     centre_crop,
 )
+from speechbrain_ext.synthetic import generate_corpus
 from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

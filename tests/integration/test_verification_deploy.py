@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from speechbrain_ext.data.synthetic import generate_corpus
 from speechbrain_ext.scoring.calibration import (
     CALIBRATION_FILE,
     LogisticCalibration,
 )
+from speechbrain_ext.synthetic import generate_corpus
 
 RECIPE = ROOT / "recipes" / "speaker_verification_cosine.py"
 DEMO_YAML = ROOT / "hparams" / "verification_demo.yaml"

@@ -3,7 +3,7 @@
 Noise sets are either white-noise files written here (independent signals,
 so the added power of several files is the sum of their powers and SNRs can
 be measured to a small tolerance) or the synthetic MUSAN/RIR sets of
-``speechbrain_ext.data.synthetic`` prepared offline by
+``speechbrain_ext.synthetic`` prepared offline by
 ``speechbrain_ext.augment.prepare``.
 """
 
@@ -82,7 +82,7 @@ def white_sets(tmp_path_factory):
 def synthetic_sets(tmp_path_factory):
     """The synthetic MUSAN/RIR sets, prepared offline into CSVs."""
     from speechbrain_ext.augment.prepare import prepare_augmentation
-    from speechbrain_ext.data.synthetic import generate_corpus
+    from speechbrain_ext.synthetic import generate_corpus
 
     root = tmp_path_factory.mktemp("synthetic")
     info = generate_corpus(

@@ -175,7 +175,7 @@ def test_fit_qmf_refuses_a_list_sharing_speakers(tmp_path):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from speechbrain_ext.data.synthetic import generate_corpus
+    from speechbrain_ext.synthetic import generate_corpus
 
     info = generate_corpus(
         str(tmp_path_factory.mktemp("qmf_corpus")), n_train_speakers=4,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechbrain_ext.data import synthetic
-from speechbrain_ext.data.synthetic import (
+from speechbrain_ext import synthetic
+from speechbrain_ext.synthetic import (
     generate_corpus,
     make_trials,
     speaker_params,
@@ -75,7 +75,7 @@ def corpora(tmp_path_factory):
     cli = str(base / "cli")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(
-        [sys.executable, "-m", "speechbrain_ext.data.synthetic", cli]
+        [sys.executable, "-m", "speechbrain_ext.synthetic", cli]
         + CLI_ARGS,
         check=True,
         cwd=ROOT,
