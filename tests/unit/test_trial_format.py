@@ -1,6 +1,6 @@
 """Tests of the one trial-list parser, speechbrain_ext.data.trial_format.
 
-Preparation (``data.prepare.read_trial_list``, which decides the speakers
+Preparation (``data.trial_csv.read_trial_list``, which decides the speakers
 left out of training), downloads (``data.download.count_trials``) and
 scoring (``scoring.trials.read_trials``) read lists through it, so a list
 one of them accepts the others accept too.
@@ -8,7 +8,7 @@ one of them accepts the others accept too.
 
 import pytest
 
-from speechbrain_ext.data import download, prepare
+from speechbrain_ext.data import download, trial_csv
 from speechbrain_ext.data.trial_format import (
     Trial,
     TrialListError,
@@ -35,7 +35,7 @@ def _readers():
     """Every reader of ``label enrol test`` lists, by name."""
     return {
         "parse": read_trial_file,
-        "prepare": prepare.read_trial_list,
+        "prepare": trial_csv.read_trial_list,
         "download": download.count_trials,
         "scoring": scoring_trials.read_trials,
     }
@@ -49,7 +49,7 @@ def test_good_list_blank_lines_and_any_whitespace(tmp_path):
         Trial(0, "id10270/x6uYqmx31kE/00001.wav",
               "id10300/ize_eiCFEg0/00003.wav", 3),
     ]
-    assert prepare.read_trial_list(path) == [
+    assert trial_csv.read_trial_list(path) == [
         (t.label, t.enrol, t.test) for t in read_trial_file(path)
     ]
     assert download.count_trials(path) == 2
