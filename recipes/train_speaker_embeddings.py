@@ -96,7 +96,6 @@ from speechbrain_ext.augment.pipeline import (  # noqa: E402
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
 from speechbrain_ext.data.crops import TrainingCrops  # noqa: E402
 from speechbrain_ext.data.item_seeds import SeededItems  # noqa: E402
-from speechbrain_ext.data.prepare import prepare_voxceleb_train  # noqa: E402
 from speechbrain_ext.data.safe_audio import (  # noqa: E402
     FaultTolerantCollate,
     SkipBadFiles,
@@ -109,6 +108,9 @@ from speechbrain_ext.data.samplers import (  # noqa: E402
 from speechbrain_ext.data.trial_lists import (  # noqa: E402
     as_list,
     find_trial_lists,
+)
+from speechbrain_ext.data.voxceleb_train import (  # noqa: E402
+    prepare_voxceleb_train,
 )
 from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
 from speechbrain_ext.run_lock import FolderLock  # noqa: E402

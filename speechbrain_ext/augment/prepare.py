@@ -38,18 +38,17 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from speechbrain_ext.data.audio_headers import read_audio_headers
+from speechbrain_ext.data.csv_files import write_csv
 from speechbrain_ext.data.download import download_hint
-from speechbrain_ext.data.prepare import (
+from speechbrain_ext.data.fingerprint import (
     PREP_VERSION,
-    SAMPLE_RATE,
-    PreparationError,
     is_up_to_date,
-    listing,
-    read_audio_headers,
     tree_fingerprint,
-    write_csv,
     write_fingerprint,
 )
+from speechbrain_ext.data.prep_common import PreparationError, listing
+from speechbrain_ext.data.voxceleb_layout import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,9 @@ Authors
 
 import os
 
-from speechbrain_ext.data.prepare import (
-    PreparationError,
-    read_trial_list,
-    resolve_wav_dir,
-)
+from speechbrain_ext.data.prep_common import PreparationError
+from speechbrain_ext.data.trial_csv import read_trial_list
+from speechbrain_ext.data.voxceleb_layout import resolve_wav_dir
 
 
 class TrialListNotFoundError(PreparationError):

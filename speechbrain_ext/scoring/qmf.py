@@ -273,7 +273,7 @@ def list_speakers(path):
     >>> sorted(list_speakers(p))
     ['id1']
     """
-    from speechbrain_ext.data.prepare import trial_speakers
+    from speechbrain_ext.data.trial_csv import trial_speakers
 
     return trial_speakers([os.fspath(path)])
 

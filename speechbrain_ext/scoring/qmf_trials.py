@@ -6,7 +6,8 @@ Usage::
         [--n_trials 20000] [--seed 0] [--n_speakers K] \\
         [--audio_folder DIR] [--exclude <test list> ...]
 
-Reads the CSV of the training data (:mod:`speechbrain_ext.data.prepare`:
+Reads the CSV of the training data
+(:mod:`speechbrain_ext.data.voxceleb_train`:
 columns ``ID, duration, wav, spk_id``; ``wav`` absolute, or starting with
 ``$data_root``, replaced by ``--data_root``) and writes ``label enrol
 test`` lines, the format the verification recipe and

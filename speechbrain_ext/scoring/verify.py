@@ -508,10 +508,8 @@ def audio_lengths(needs, sample_rate=16000, workers=8, progress=True):
     >>> audio_lengths({wav: [None]}, workers=1)[1][wav]
     8000
     """
-    from speechbrain_ext.data.prepare import (
-        PreparationError,
-        read_audio_headers,
-    )
+    from speechbrain_ext.data.audio_headers import read_audio_headers
+    from speechbrain_ext.data.prep_common import PreparationError
 
     paths = list(needs)
     stamps = file_stamps(paths)

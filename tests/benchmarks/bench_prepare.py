@@ -27,7 +27,15 @@ sys.path.insert(
     0, os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 )
 
-from speechbrain_ext.data import prepare as P  # noqa: E402
+from speechbrain_ext.data.audio_headers import (  # noqa: E402
+    read_audio_headers,
+)
+from speechbrain_ext.data.voxceleb_layout import (  # noqa: E402
+    scan_voxceleb_folder,
+)
+from speechbrain_ext.data.voxceleb_train import (  # noqa: E402
+    prepare_voxceleb_train,
+)
 
 
 def make_tree(root, n_files, frames=1600, utts_per_session=5, sessions=4):
@@ -98,12 +106,12 @@ def main():
         t_make = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        entries = P.scan_voxceleb_folder(data)
+        entries = scan_voxceleb_folder(data)
         t_scan = time.perf_counter() - t0
 
         paths = [e[1] for e in entries]
         t0 = time.perf_counter()
-        P.read_audio_headers(paths, workers=args.workers)
+        read_audio_headers(paths, workers=args.workers)
         t_headers = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -113,10 +121,10 @@ def main():
 
         save = os.path.join(tmp, "out")
         t0 = time.perf_counter()
-        out = P.prepare_voxceleb_train(save, [data], workers=args.workers)
+        out = prepare_voxceleb_train(save, [data], workers=args.workers)
         t_full = time.perf_counter() - t0
         t0 = time.perf_counter()
-        again = P.prepare_voxceleb_train(save, [data], workers=args.workers)
+        again = prepare_voxceleb_train(save, [data], workers=args.workers)
         t_cached = time.perf_counter() - t0
         assert again["skipped"] and not out["skipped"]
 

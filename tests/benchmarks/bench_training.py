@@ -95,8 +95,8 @@ def bench_data(paths, workers, batches, batch_size, save):
 
     from speechbrain_ext.augment.prepare import prepare_augmentation
     from speechbrain_ext.data.crops import read_crop
-    from speechbrain_ext.data.prepare import prepare_voxceleb_train
     from speechbrain_ext.data.samplers import SpeakerBalancedBatchSampler
+    from speechbrain_ext.data.voxceleb_train import prepare_voxceleb_train
 
     prep = prepare_voxceleb_train(
         save,

@@ -53,8 +53,9 @@ from test_training import (
     train_log,
 )
 
-from speechbrain_ext.data.prepare import prepare_voxceleb_train, trial_speakers
 from speechbrain_ext.data.samplers import SpeakerBalancedBatchSampler
+from speechbrain_ext.data.trial_csv import trial_speakers
+from speechbrain_ext.data.voxceleb_train import prepare_voxceleb_train
 from speechbrain_ext.synthetic import corpus_paths
 from speechbrain_ext.training.export import find_checkpoint
 from speechbrain_ext.training.safe_checkpointer import (

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from speechbrain_ext.augment import prepare as A
-from speechbrain_ext.data.prepare import PreparationError
+from speechbrain_ext.data.prep_common import PreparationError
 
 SR = 16000
 

@@ -487,7 +487,8 @@ def test_recipes_never_download_and_name_this_command(tmp_path, monkeypatch):
         resolve_musan_folder,
         resolve_rirs_folder,
     )
-    from speechbrain_ext.data.prepare import PreparationError, read_trial_list
+    from speechbrain_ext.data.prep_common import PreparationError
+    from speechbrain_ext.data.trial_csv import read_trial_list
     from speechbrain_ext.scoring.verify import find_trial_file
 
     def no_network(*args, **kwargs):

@@ -1,4 +1,8 @@
-"""Tests of speechbrain_ext.data.prepare (VoxCeleb CSVs, trials, m4a)."""
+"""Tests of data preparation (VoxCeleb CSVs, trials, m4a) and its command.
+
+``speechbrain_ext.data.prepare`` (the command line), ``voxceleb_train``,
+``trial_csv``, ``convert_m4a`` and the modules they share.
+"""
 
 import csv
 import logging
@@ -11,7 +15,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speechbrain_ext.data import convert_m4a
 from speechbrain_ext.data import prepare as P
+from speechbrain_ext.data.convert_m4a import convert_m4a_to_wav
+from speechbrain_ext.data.csv_files import write_csv
+from speechbrain_ext.data.prep_common import PreparationError
+from speechbrain_ext.data.trial_csv import prepare_trial_csv
+from speechbrain_ext.data.voxceleb_layout import SAMPLE_RATE, utterance_id
+from speechbrain_ext.data.voxceleb_train import prepare_voxceleb_train
 
 SR = 16000
 
@@ -64,7 +75,7 @@ def test_train_csv_columns_durations_and_trial_exclusion(vox, tmp_path):
         "1 id00002/sess0/00000.wav id00002/sess1/00001.wav\n"
         "0 id00002/sess0/00000.wav id09999/x/00001.wav\n"
     )
-    out = P.prepare_voxceleb_train(
+    out = prepare_voxceleb_train(
         str(tmp_path / "out"), [root], [str(trials)], valid_ratio=0, workers=2
     )
     fields, rows = _read_csv(out["train"])
@@ -90,7 +101,7 @@ def test_wrong_sample_rate_excluded_and_counted(vox, tmp_path, caplog):
     bad = os.path.join(root, "wav", "id00000", "sess0", "09999.wav")
     _write(bad, 800, sr=8000)
     with caplog.at_level(logging.WARNING):
-        out = P.prepare_voxceleb_train(
+        out = prepare_voxceleb_train(
             str(tmp_path / "out"), root, valid_ratio=0, workers=1
         )
     _, rows = _read_csv(out["train"])
@@ -111,7 +122,7 @@ def test_valid_split_deterministic_disjoint_and_speaker_safe(tmp_path):
     _make_vox(root, layout)
 
     def run(name, seed):
-        out = P.prepare_voxceleb_train(
+        out = prepare_voxceleb_train(
             str(tmp_path / name), root, valid_ratio=0.25, seed=seed
         )
         train = [r["ID"] for r in _read_csv(out["train"])[1]]
@@ -137,22 +148,22 @@ def test_cache_skips_and_redoes_on_changes(vox, tmp_path):
     trials = tmp_path / "trials.txt"
     trials.write_text("1 id00000/sess0/00000.wav id00000/sess1/00000.wav\n")
     args = dict(trial_lists=[str(trials)], valid_ratio=0.1, workers=1)
-    first = P.prepare_voxceleb_train(save, [root], **args)
+    first = prepare_voxceleb_train(save, [root], **args)
     assert not first["skipped"]
     mtime = os.stat(first["train"]).st_mtime_ns
 
-    again = P.prepare_voxceleb_train(save, [root], **args)
+    again = prepare_voxceleb_train(save, [root], **args)
     assert again["skipped"]
     assert os.stat(first["train"]).st_mtime_ns == mtime
     assert again["summary"] == first["summary"]
 
     # an option change
-    other = P.prepare_voxceleb_train(save, [root], **dict(args, seed=7))
+    other = prepare_voxceleb_train(save, [root], **dict(args, seed=7))
     assert not other["skipped"]
 
     # an added file
     _write(os.path.join(root, "wav", "id00001", "new", "00000.wav"), 1600)
-    added = P.prepare_voxceleb_train(save, [root], **dict(args, seed=7))
+    added = prepare_voxceleb_train(save, [root], **dict(args, seed=7))
     assert not added["skipped"]
     ids = {r["ID"] for r in _read_csv(added["train"])[1]}
     ids |= {r["ID"] for r in _read_csv(added["valid"])[1]}
@@ -160,39 +171,39 @@ def test_cache_skips_and_redoes_on_changes(vox, tmp_path):
 
     # a changed trial list (now excludes id00001 too)
     trials.write_text("1 id00000/sess0/00000.wav id00001/sess1/00000.wav\n")
-    changed = P.prepare_voxceleb_train(save, [root], **dict(args, seed=7))
+    changed = prepare_voxceleb_train(save, [root], **dict(args, seed=7))
     assert not changed["skipped"]
     assert open(changed["speakers"]).read().split() == ["id00002"]
 
     # a removed output
     os.remove(changed["valid"])
-    redo = P.prepare_voxceleb_train(save, [root], **dict(args, seed=7))
+    redo = prepare_voxceleb_train(save, [root], **dict(args, seed=7))
     assert not redo["skipped"] and os.path.isfile(redo["valid"])
 
     # valid_ratio=0 removes a stale valid.csv
-    none = P.prepare_voxceleb_train(save, [root], **dict(args, valid_ratio=0))
+    none = prepare_voxceleb_train(save, [root], **dict(args, valid_ratio=0))
     assert none["valid"] is None
     assert not os.path.exists(os.path.join(save, "valid.csv"))
 
 
 def test_errors_name_the_problem(tmp_path):
     missing = str(tmp_path / "nope")
-    with pytest.raises(P.PreparationError, match="nope"):
-        P.prepare_voxceleb_train(str(tmp_path / "out"), [missing])
+    with pytest.raises(PreparationError, match="nope"):
+        prepare_voxceleb_train(str(tmp_path / "out"), [missing])
     empty = tmp_path / "empty"
     (empty / "wav" / "id1" / "s").mkdir(parents=True)
-    with pytest.raises(P.PreparationError, match="No audio.*empty"):
-        P.prepare_voxceleb_train(str(tmp_path / "out"), [str(empty)])
+    with pytest.raises(PreparationError, match="No audio.*empty"):
+        prepare_voxceleb_train(str(tmp_path / "out"), [str(empty)])
     # every speaker excluded: raise, never an empty CSV
     root = str(tmp_path / "vox")
     _make_vox(root, {"id1": {"s": [1600, 1600]}})
     trials = tmp_path / "t.txt"
     trials.write_text("1 id1/s/00000.wav id1/s/00001.wav\n")
-    with pytest.raises(P.PreparationError, match="excluding"):
-        P.prepare_voxceleb_train(str(tmp_path / "out"), root, str(trials))
+    with pytest.raises(PreparationError, match="excluding"):
+        prepare_voxceleb_train(str(tmp_path / "out"), root, str(trials))
     assert not os.path.exists(tmp_path / "out" / "train.csv")
-    with pytest.raises(P.PreparationError, match="empty CSV"):
-        P.write_csv(str(tmp_path / "x.csv"), ["ID"], [])
+    with pytest.raises(PreparationError, match="empty CSV"):
+        write_csv(str(tmp_path / "x.csv"), ["ID"], [])
 
 
 def test_train_list_and_missing_files(vox, tmp_path):
@@ -201,7 +212,7 @@ def test_train_list_and_missing_files(vox, tmp_path):
     lst.write_text(
         "id00000 id00000/sess0/00000.wav\nid00001 id00001/sess1/00002.wav\n"
     )
-    out = P.prepare_voxceleb_train(
+    out = prepare_voxceleb_train(
         str(tmp_path / "out"), train_list=str(lst), wav_root=root,
         valid_ratio=0,
     )
@@ -212,8 +223,8 @@ def test_train_list_and_missing_files(vox, tmp_path):
     ]
     lines = [f"id7 id7/s/{i:05d}.wav" for i in range(7)]
     lst.write_text("\n".join(lines) + "\nid00000 id00000/sess0/00000.wav\n")
-    with pytest.raises(P.PreparationError) as err:
-        P.prepare_voxceleb_train(
+    with pytest.raises(PreparationError) as err:
+        prepare_voxceleb_train(
             str(tmp_path / "out"), train_list=str(lst), wav_root=root
         )
     msg = str(err.value)
@@ -225,15 +236,15 @@ def test_two_folders_and_duplicate_ids(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     _make_vox(a, {"id1": {"s": [1600, 1700]}})
     _make_vox(b, {"id2": {"s": [1800]}})
-    out = P.prepare_voxceleb_train(
+    out = prepare_voxceleb_train(
         str(tmp_path / "out"), f"{a},{b}", valid_ratio=0
     )
     _, rows = _read_csv(out["train"])
     assert [r["spk_id"] for r in rows] == ["id1", "id1", "id2"]
     assert rows[2]["wav"].startswith(b)
     _make_vox(b, {"id1": {"s": [1600]}})
-    with pytest.raises(P.PreparationError, match="Duplicate.*id1--s--00000"):
-        P.prepare_voxceleb_train(str(tmp_path / "out"), [a, b])
+    with pytest.raises(PreparationError, match="Duplicate.*id1--s--00000"):
+        prepare_voxceleb_train(str(tmp_path / "out"), [a, b])
 
 
 def test_trial_csv_unique_utterances_and_errors(vox, tmp_path):
@@ -244,7 +255,7 @@ def test_trial_csv_unique_utterances_and_errors(vox, tmp_path):
         "0 id00000/sess0/00000.wav id00001/sess0/00002.wav\n"
     )
     csv_file = str(tmp_path / "out" / "enrol_test.csv")
-    P.prepare_trial_csv(str(trials), root, csv_file)
+    prepare_trial_csv(str(trials), root, csv_file)
     fields, rows = _read_csv(csv_file)
     assert fields == ["ID", "duration", "wav"]
     assert [r["ID"] for r in rows] == [
@@ -257,26 +268,26 @@ def test_trial_csv_unique_utterances_and_errors(vox, tmp_path):
         assert os.path.samefile(r["wav"], path)
         assert float(r["duration"]) * SR == pytest.approx(frames, abs=1e-6)
     mtime = os.stat(csv_file).st_mtime_ns
-    P.prepare_trial_csv(str(trials), root, csv_file)
+    prepare_trial_csv(str(trials), root, csv_file)
     assert os.stat(csv_file).st_mtime_ns == mtime  # cached
     enrol = str(tmp_path / "out" / "enrol.csv")
-    P.prepare_trial_csv(str(trials), root, enrol, side="enrol")
+    prepare_trial_csv(str(trials), root, enrol, side="enrol")
     assert [r["ID"] for r in _read_csv(enrol)[1]] == ["id00000--sess0--00000"]
-    assert P.utterance_id("id00001/sess0/00002.wav") == rows[2]["ID"]
+    assert utterance_id("id00001/sess0/00002.wav") == rows[2]["ID"]
 
     trials.write_text(
         "".join(f"1 idX/s/{i}.wav idX/s/{i + 100}.wav\n" for i in range(6))
     )
-    with pytest.raises(P.PreparationError) as err:
-        P.prepare_trial_csv(str(trials), root, csv_file)
+    with pytest.raises(PreparationError) as err:
+        prepare_trial_csv(str(trials), root, csv_file)
     assert "12 trial file(s) missing" in str(err.value)
     assert "12 in total" in str(err.value)
 
 
 def test_convert_m4a_requires_ffmpeg(tmp_path, monkeypatch):
-    monkeypatch.setattr(P.shutil, "which", lambda *a, **k: None)
-    with pytest.raises(P.PreparationError) as err:
-        P.convert_m4a_to_wav(str(tmp_path), str(tmp_path / "o"))
+    monkeypatch.setattr(convert_m4a.shutil, "which", lambda *a, **k: None)
+    with pytest.raises(PreparationError) as err:
+        convert_m4a_to_wav(str(tmp_path), str(tmp_path / "o"))
     assert "ffmpeg" in str(err.value) and "Install" in str(err.value)
 
 
@@ -306,7 +317,7 @@ def test_convert_m4a_with_fake_ffmpeg(tmp_path):
         stereo = np.random.default_rng(0).standard_normal((800, 2)) * 0.1
         sf.write(str(path), stereo, SR, format="WAV")
     dst = tmp_path / "out"
-    counts = P.convert_m4a_to_wav(str(src), str(dst), 2, ffmpeg=str(ffmpeg))
+    counts = convert_m4a_to_wav(str(src), str(dst), 2, ffmpeg=str(ffmpeg))
     assert counts == {"total": 3, "converted": 3, "skipped": 0}
     info = sf.info(str(dst / "wav" / "id2" / "t" / "00001.wav"))
     assert (info.samplerate, info.channels, info.frames) == (SR, 1, 800)
@@ -314,14 +325,14 @@ def test_convert_m4a_with_fake_ffmpeg(tmp_path):
     bad = src / "aac" / "id3" / "bad" / "00001.m4a"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"x")
-    with pytest.raises(P.PreparationError, match="1 file.*bad"):
-        P.convert_m4a_to_wav(str(src), str(dst), ffmpeg=str(ffmpeg))
+    with pytest.raises(PreparationError, match="1 file.*bad"):
+        convert_m4a_to_wav(str(src), str(dst), ffmpeg=str(ffmpeg))
     leftovers = os.listdir(dst / "wav" / "id3" / "bad")
     assert leftovers == []  # no truncated wav, no .part
     bad.unlink()
-    counts = P.convert_m4a_to_wav(str(src), str(dst), ffmpeg=str(ffmpeg))
+    counts = convert_m4a_to_wav(str(src), str(dst), ffmpeg=str(ffmpeg))
     assert counts == {"total": 3, "converted": 0, "skipped": 3}
-    out = P.prepare_voxceleb_train(str(tmp_path / "csv"), str(dst), None,
+    out = prepare_voxceleb_train(str(tmp_path / "csv"), str(dst), None,
                                    valid_ratio=0)
     assert out["summary"]["train_files"] == 3
 
@@ -355,7 +366,7 @@ def test_cli_module_entry_point(vox, tmp_path):
 def test_wav_paths_with_comma_survive_csv(tmp_path):
     root = str(tmp_path / "a,b")
     _make_vox(root, {"id1": {"s": [1600]}})
-    out = P.prepare_voxceleb_train(str(tmp_path / "o"), [root], valid_ratio=0)
+    out = prepare_voxceleb_train(str(tmp_path / "o"), [root], valid_ratio=0)
     _, rows = _read_csv(out["train"])
     assert os.path.isfile(rows[0]["wav"]) and "a,b" in rows[0]["wav"]
 
@@ -390,7 +401,7 @@ def _damage(path, how):
 def test_bad_files_are_named_skipped_and_counted(vox, tmp_path, caplog):
     root, made = vox
     save = str(tmp_path / "out")
-    first = P.prepare_voxceleb_train(save, [root], valid_ratio=0, workers=1)
+    first = prepare_voxceleb_train(save, [root], valid_ratio=0, workers=1)
     assert first["summary"]["excluded_bad"] == 0
     # After preparation: one file turns unreadable, one is cut short.
     unreadable, _ = made["id00001--sess0--00001"]
@@ -400,7 +411,7 @@ def test_bad_files_are_named_skipped_and_counted(vox, tmp_path, caplog):
     # libsndfile reports the shorter length without a word.
     assert 0 < sf.info(truncated).frames < frames
     with caplog.at_level(logging.WARNING):
-        out = P.prepare_voxceleb_train(save, [root], valid_ratio=0, workers=1)
+        out = prepare_voxceleb_train(save, [root], valid_ratio=0, workers=1)
     assert not out["skipped"]
     summary = out["summary"]
     assert summary["excluded_bad"] == 2
@@ -421,8 +432,8 @@ def test_too_many_bad_files_stop_preparation_naming_them(vox, tmp_path):
     root, made = vox
     path, _ = made["id00000--sess1--00000"]
     _damage(path, "truncated")
-    with pytest.raises(P.PreparationError) as err:
-        P.prepare_voxceleb_train(
+    with pytest.raises(PreparationError) as err:
+        prepare_voxceleb_train(
             str(tmp_path / "out"), [root], max_bad_file_fraction=0,
             workers=1,
         )
@@ -430,7 +441,7 @@ def test_too_many_bad_files_stop_preparation_naming_them(vox, tmp_path):
     assert f"{path} (truncated" in str(err.value)
     assert "max_bad_file_fraction=0" in str(err.value)
     # The same limit as training: 1 of 18, counted from at least 10 files.
-    ok = P.prepare_voxceleb_train(
+    ok = prepare_voxceleb_train(
         str(tmp_path / "out"), [root], max_bad_file_fraction=0.1,
         bad_file_min_files=10, workers=1,
     )
@@ -443,8 +454,8 @@ def test_truncated_trial_file_is_an_error(vox, tmp_path):
     _damage(path, "truncated")
     trials = tmp_path / "trials.txt"
     trials.write_text("1 id00000/sess0/00000.wav id00000/sess1/00001.wav\n")
-    with pytest.raises(P.PreparationError, match="truncated: its header"):
-        P.prepare_trial_csv(str(trials), root, str(tmp_path / "t.csv"))
+    with pytest.raises(PreparationError, match="truncated: its header"):
+        prepare_trial_csv(str(trials), root, str(tmp_path / "t.csv"))
 
 
 def test_cli_defaults_are_the_recipe_defaults(monkeypatch, capsys):
@@ -475,4 +486,4 @@ def test_cli_defaults_are_the_recipe_defaults(monkeypatch, capsys):
         "bad_file_min_files": plain["bad_file_min_files"],
     }
     assert {k: seen[k] for k in expected} == expected
-    assert P.SAMPLE_RATE == plain["sample_rate"]
+    assert SAMPLE_RATE == plain["sample_rate"]
