@@ -1,7 +1,7 @@
-"""Writing the CSV and text files of preparation, atomically by default.
+"""Writing the CSV and text files of preparation, always atomically.
 
-The temporary-file-and-rename is :mod:`speechbrain_ext.atomic_files`'s;
-``atomic=False`` writes in place.
+The temporary-file-and-rename is :mod:`speechbrain_ext.atomic_files`'s: a
+reader (or a killed run) never sees half a file.
 
 Authors
  * MR-RawNet recipe contributors
@@ -13,8 +13,8 @@ from speechbrain_ext.atomic_files import atomic_write, atomic_write_text
 from speechbrain_ext.data.prep_common import PreparationError
 
 
-def write_text(path, text, atomic=True):
-    """Writes a text file, optionally via a temporary file and os.replace.
+def write_text(path, text):
+    """Writes a text file via a temporary file and ``os.replace``.
 
     Arguments
     ---------
@@ -22,8 +22,6 @@ def write_text(path, text, atomic=True):
         Destination.
     text : str
         Contents.
-    atomic : bool
-        Write to a temporary file first, then rename over ``path``.
 
     Returns
     -------
@@ -39,14 +37,10 @@ def write_text(path, text, atomic=True):
     'hi\\n'
     >>> tmp.cleanup()
     """
-    if atomic:
-        atomic_write_text(path, text)
-        return
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    atomic_write_text(path, text)
 
 
-def write_csv(path, fields, rows, atomic=True):
+def write_csv(path, fields, rows):
     """Writes a CSV with a header; refuses to write an empty one.
 
     Arguments
@@ -57,8 +51,6 @@ def write_csv(path, fields, rows, atomic=True):
         Column names.
     rows : list of dict or list of sequence
         Data rows (dicts keyed by ``fields`` or sequences in that order).
-    atomic : bool
-        Write to a temporary file then ``os.replace``.
 
     Returns
     -------
@@ -85,8 +77,4 @@ def write_csv(path, fields, rows, atomic=True):
                 [row[k] for k in fields] if isinstance(row, dict) else row
             )
 
-    if atomic:
-        atomic_write(path, write)
-        return
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        write(f)
+    atomic_write(path, write)

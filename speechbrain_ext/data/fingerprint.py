@@ -149,4 +149,4 @@ def write_fingerprint(fingerprint_file, fingerprint, summary=None):
     """
     data = {"fingerprint": fingerprint, "summary": summary or {}}
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    write_text(fingerprint_file, text, atomic=True)
+    write_text(fingerprint_file, text)

@@ -138,7 +138,6 @@ def prepare_trial_csv(
     side="both",
     sample_rate=SAMPLE_RATE,
     workers=8,
-    atomic=True,
     force=False,
 ):
     """Writes a CSV of the unique utterances of trial lists for scoring.
@@ -165,8 +164,6 @@ def prepare_trial_csv(
         utterances).
     workers : int
         Threads for header reading.
-    atomic : bool
-        Write to a temporary file first, then rename.
     force : bool
         Prepare even if up to date.
 
@@ -255,7 +252,7 @@ def prepare_trial_csv(
     os.makedirs(os.path.dirname(os.path.abspath(csv_file)), exist_ok=True)
     if os.path.exists(fp_file):
         os.remove(fp_file)
-    write_csv(csv_file, TRIAL_FIELDS, rows, atomic=atomic)
+    write_csv(csv_file, TRIAL_FIELDS, rows)
     write_fingerprint(fp_file, fingerprint, {"utterances": len(rows)})
     logger.info(
         "Wrote %s (%d utterances) in %.1f s",

@@ -196,7 +196,6 @@ def prepare_voxceleb_train(
     seed=1234,
     sample_rate=SAMPLE_RATE,
     workers=8,
-    atomic=True,
     force=False,
     max_bad_file_fraction=0.01,
     bad_file_min_files=500,
@@ -249,8 +248,6 @@ def prepare_voxceleb_train(
         Required sample rate.
     workers : int
         Threads for header reading.
-    atomic : bool
-        Write every output to a temporary file first, then rename it.
     force : bool
         Prepare even when the outputs are up to date.
     max_bad_file_fraction : float
@@ -402,13 +399,13 @@ def prepare_voxceleb_train(
     # Invalidate first, so an interrupted run is redone next time.
     if os.path.exists(paths["fingerprint"]):
         os.remove(paths["fingerprint"])
-    write_csv(paths["train"], TRAIN_FIELDS, train_rows, atomic=atomic)
+    write_csv(paths["train"], TRAIN_FIELDS, train_rows)
     stale_valid = os.path.join(save_folder, "valid.csv")
     if paths["valid"]:
-        write_csv(paths["valid"], TRAIN_FIELDS, valid_rows, atomic=atomic)
+        write_csv(paths["valid"], TRAIN_FIELDS, valid_rows)
     elif os.path.exists(stale_valid):
         os.remove(stale_valid)
-    write_text(paths["speakers"], "".join(s + "\n" for s in speakers), atomic)
+    write_text(paths["speakers"], "".join(s + "\n" for s in speakers))
     summary = {
         "train_files": len(train_rows),
         "valid_files": len(valid_rows),

@@ -36,6 +36,7 @@ from speechbrain.utils.distributed import (
 )
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_ext.atomic_files import atomic_write_text
 from speechbrain_ext.training.checkpoint_faults import (
     INCOMPLETE_PREFIX,
     CheckpointSaveError,
@@ -199,9 +200,10 @@ class SafeCheckpointer(Checkpointer):
                     for p in ckpt.path.iterdir()
                     if p.is_file() and p.name != COMPLETE_MARKER
                 }
-                tmp = ckpt.path / (COMPLETE_MARKER + ".tmp")
-                tmp.write_text(json.dumps({"files": files}, sort_keys=True))
-                os.replace(tmp, ckpt.path / COMPLETE_MARKER)
+                atomic_write_text(
+                    ckpt.path / COMPLETE_MARKER,
+                    json.dumps({"files": files}, sort_keys=True),
+                )
         except Exception as err:
             if not if_main_process():
                 raise
