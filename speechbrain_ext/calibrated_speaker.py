@@ -84,12 +84,12 @@ class CalibratedSpeakerRecognition(SpeakerRecognition):
     ...           tcn_repeats=1, tcn_blocks=1, channels=8,
     ...           mra_depths=[1, 1, 1], aggregate_channels=8,
     ...           attention_channels=4, lin_neurons=4)
-    >>> folder = write_pretrained_folder(tempfile.mkdtemp(), kw,
+    >>> folder = write_pretrained_folder(str(getfixture("tmp_path")), kw,
     ...     MRRawNet(**kw).state_dict(), torch.randn(3, 4))
     >>> _ = LogisticCalibration([10.0], -5.0).save(
     ...     os.path.join(folder, CALIBRATION_FILE))
     >>> model = CalibratedSpeakerRecognition.from_hparams(
-    ...     source=folder, savedir=tempfile.mkdtemp())
+    ...     source=folder, savedir=str(getfixture("tmp_path") / "d1"))
     >>> round(model.threshold, 3)
     4.595
     >>> wav = torch.randn(1, 8000)

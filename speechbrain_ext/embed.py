@@ -82,7 +82,7 @@ def list_audio(source):
     Example
     -------
     >>> import tempfile
-    >>> root = tempfile.mkdtemp()
+    >>> root = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(root, "s1"))
     >>> for name in ("s1/b.flac", "a.WAV", "notes.txt"):
     ...     open(os.path.join(root, name), "w").close()
@@ -163,7 +163,7 @@ def load_embedder(pretrained, device="cpu", batch_size=16,
     ...           tcn_repeats=1, tcn_blocks=1, channels=8,
     ...           mra_depths=[1, 1, 1], aggregate_channels=8,
     ...           attention_channels=4, lin_neurons=4)
-    >>> folder = write_pretrained_folder(tempfile.mkdtemp(), kw,
+    >>> folder = write_pretrained_folder(str(getfixture("tmp_path")), kw,
     ...     MRRawNet(**kw).state_dict(), torch.randn(3, 4))
     >>> embedder, identity = load_embedder(folder)
     >>> embedder([torch.randn(4000), torch.randn(1000)]).shape
@@ -281,7 +281,7 @@ def write_outputs(out_dir, keys, vectors, summary):
     Example
     -------
     >>> import tempfile
-    >>> out = tempfile.mkdtemp()
+    >>> out = str(getfixture("tmp_path"))
     >>> _ = write_outputs(out, ["a.wav"], np.ones((1, 3)), {"n": 1})
     >>> np.load(os.path.join(out, "embeddings.npy")).dtype
     dtype('float32')

@@ -104,7 +104,7 @@ def calibration_cohort(cohort_file, audio_folder, speakers, size=None,
     Example
     -------
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> p = os.path.join(d, "cohort.txt")
     >>> _ = open(p, "w").write("a/s/1.wav\\nb/s/2.wav\\nc/s/3.wav\\n")
     >>> paths, left_out = calibration_cohort(p, d, {"a"})
@@ -189,7 +189,7 @@ def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
     Example
     -------
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> cal, test = os.path.join(d, "cal.txt"), os.path.join(d, "test.txt")
     >>> _ = open(cal, "w").write("1 id1/a/1.wav id1/b/2.wav\\n"
     ...                          "0 id1/a/1.wav id2/a/1.wav\\n")

@@ -38,7 +38,7 @@ def wav_truncation(path):
     Example
     -------
     >>> import tempfile, numpy, soundfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> path = os.path.join(str(getfixture("tmp_path")), "a.wav")
     >>> soundfile.write(path, numpy.zeros(1000), 16000, subtype="PCM_16")
     >>> wav_truncation(path) is None
     True

@@ -101,7 +101,7 @@ def score_baseline(trials, conditions, sample_rate=16000, p_targets=(0.01,
     -------
     >>> import os, tempfile, soundfile
     >>> from speechbrain_ext.scoring.trials import parse_trials
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> for name in "abc":

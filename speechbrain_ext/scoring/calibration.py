@@ -410,7 +410,7 @@ class LogisticCalibration:
         Example
         -------
         >>> import tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "calibration.json")
+        >>> path = os.path.join(str(getfixture("tmp_path")), "calibration.json")
         >>> _ = LogisticCalibration([3.0], -1.0).save(path)
         >>> LogisticCalibration.load(path).bias
         -1.0
@@ -462,7 +462,7 @@ def folder_calibration(folder):
     Example
     -------
     >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> folder_calibration(folder) is None
     True
     >>> _ = LogisticCalibration([3.0], -1.0).save(

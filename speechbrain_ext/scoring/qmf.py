@@ -268,7 +268,7 @@ def list_speakers(path):
     Example
     -------
     >>> import tempfile
-    >>> p = os.path.join(tempfile.mkdtemp(), "t.txt")
+    >>> p = os.path.join(str(getfixture("tmp_path")), "t.txt")
     >>> _ = open(p, "w").write("1 id1/s/1.wav id1/t/2.wav\\n")
     >>> sorted(list_speakers(p))
     ['id1']
@@ -302,7 +302,7 @@ def check_disjoint(speakers, source, exclude):
     Example
     -------
     >>> import tempfile
-    >>> p = os.path.join(tempfile.mkdtemp(), "test.txt")
+    >>> p = os.path.join(str(getfixture("tmp_path")), "test.txt")
     >>> _ = open(p, "w").write("1 id9/s/1.wav id9/t/2.wav\\n")
     >>> check_disjoint({"id1"}, "train.csv", [p])
     >>> check_disjoint({"id1", "id9"}, "train.csv", [p])
@@ -411,7 +411,7 @@ def folder_qmf(folder):
     Example
     -------
     >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> folder_qmf(folder) is None
     True
     >>> _ = LogisticCalibration([1.0], 0.0, ["cosine"]).save(

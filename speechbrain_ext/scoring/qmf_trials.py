@@ -68,7 +68,7 @@ def read_training_csv(path, data_root=None):
     Example
     -------
     >>> import tempfile
-    >>> p = os.path.join(tempfile.mkdtemp(), "train.csv")
+    >>> p = os.path.join(str(getfixture("tmp_path")), "train.csv")
     >>> _ = open(p, "w").write("ID,duration,wav,spk_id\\n"
     ...     "u2,1.0,/w/s1/a/2.wav,s1\\nu1,1.0,/w/s1/a/1.wav,s1\\n")
     >>> read_training_csv(p)
@@ -242,7 +242,7 @@ def write_trials(trials, out, audio_folder):
     Example
     -------
     >>> import tempfile
-    >>> out = os.path.join(tempfile.mkdtemp(), "cal.txt")
+    >>> out = os.path.join(str(getfixture("tmp_path")), "cal.txt")
     >>> _ = write_trials([(1, "/w/a/s/1.wav", "/w/a/t/2.wav")], out, "/w")
     >>> open(out).read()
     '1 a/s/1.wav a/t/2.wav\\n'
@@ -277,7 +277,7 @@ def main(argv=None):
     Example
     -------
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> csv_path = os.path.join(d, "train.csv")
     >>> _ = open(csv_path, "w").write("ID,duration,wav,spk_id\\n" + "".join(
     ...     f"u{s}{k},1.0,/w/{s}/v{k}/{k}.wav,{s}\\n"

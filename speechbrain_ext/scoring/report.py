@@ -50,7 +50,7 @@ def write_scores(path, enrol, test, labels, scores):
     Example
     -------
     >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "scores", "full.txt")
+    >>> path = os.path.join(str(getfixture("tmp_path")), "scores", "full.txt")
     >>> _ = write_scores(path, ["a.wav"], ["b.wav"], [1], [0.25])
     >>> open(path).read()
     'a.wav b.wav 1 0.25000000\\n'
@@ -201,7 +201,7 @@ def write_results(rows, folder, p_targets=(0.01, 0.05), meta=None):
     -------
     >>> import tempfile
     >>> row = metrics_row("o", "full", "cosine", [1, 0], [0.9, 0.1])
-    >>> md, js = write_results([row], tempfile.mkdtemp())
+    >>> md, js = write_results([row], str(getfixture("tmp_path")))
     >>> json.load(open(js))["results"]["o"]["full"]["cosine"]["n_trials"]
     2
     """
@@ -271,7 +271,7 @@ def plot_score_histograms(curves, path, title=None, bins=60, dpi=110):
     >>> curves = {"full": (rng.normal(1, 1, 50), rng.normal(0, 1, 50)),
     ...           "1.04s": (rng.normal(0.5, 1, 50), rng.normal(0, 1, 50))}
     >>> out = plot_score_histograms(
-    ...     curves, os.path.join(tempfile.mkdtemp(), "h.png"), "demo")
+    ...     curves, os.path.join(str(getfixture("tmp_path")), "h.png"), "demo")
     >>> open(out, "rb").read(4) == b"\\x89PNG"
     True
     """
