@@ -94,12 +94,12 @@ from speechbrain_ext.augment.pipeline import (  # noqa: E402
     TrainingPipeline,
 )
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
+from speechbrain_ext.data.audio_read import read_checked_crop  # noqa: E402
 from speechbrain_ext.data.crops import TrainingCrops  # noqa: E402
 from speechbrain_ext.data.item_seeds import SeededItems  # noqa: E402
 from speechbrain_ext.data.safe_audio import (  # noqa: E402
     FaultTolerantCollate,
     SkipBadFiles,
-    read_checked_crop,
     resolve_csv_paths,
 )
 from speechbrain_ext.data.samplers import (  # noqa: E402
@@ -423,7 +423,7 @@ def dataio_prep(hparams, csvs, label_encoder):
     training pipeline tiles them back to ``crop_seconds``. Validation
     items are centre crops of ``valid_crop_seconds``. Only the crop's
     frames are read from disk, and they are checked
-    (:func:`~speechbrain_ext.data.safe_audio.read_checked_crop`): a bad
+    (:func:`~speechbrain_ext.data.audio_read.read_checked_crop`): a bad
     file raises ``BadAudioError``, which the loaders of
     :func:`make_loaders` turn into a skipped, counted file. Every CSV path
     must lie in the data folder(s) unless

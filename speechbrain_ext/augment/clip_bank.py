@@ -30,9 +30,8 @@ import os
 import threading
 
 import numpy as np
-import soundfile as sf
 
-from speechbrain_ext.data.crops import read_crop
+from speechbrain_ext.data.audio_read import read_audio, read_checked_crop
 from speechbrain_ext.training.random_state import (
     generator_state,
     restore_generator,
@@ -178,6 +177,7 @@ class ClipBank:
     Example
     -------
     >>> folder = getfixture("tmp_path")
+    >>> import soundfile as sf
     >>> sf.write(folder / "n.wav", np.ones(100, dtype="float32") / 2, 16000)
     >>> _ = (folder / "n.csv").write_text(f"ID,wav\\nn,{folder}/n.wav\\n")
     >>> bank = ClipBank(str(folder / "n.csv"), clip_samples=150, rng=0)
@@ -260,22 +260,22 @@ class ClipBank:
         for path, seed in state["drawn"]:
             self._start(path, int(seed))
 
+    def _head(self, frames):
+        """The frames of a whole-file read: the first ``max_samples``."""
+        if self.max_samples is None:
+            return 0, -1
+        return 0, min(frames, self.max_samples)
+
     def _read(self, path, seed):
         """Reads one clip (runs in a worker thread)."""
         try:
             if self.clip_samples is not None:
-                audio = read_crop(path, self.clip_samples, rng=seed)
-            else:
-                audio, _ = sf.read(path, dtype="float32", always_2d=True)
-                audio = audio.mean(axis=1)
-                if self.max_samples is not None:
-                    audio = audio[: self.max_samples]
-                if audio.size and not np.any(audio):
-                    raise ValueError("all samples are zero")
-            if audio.size == 0:
-                raise ValueError("empty file")
-            if not np.isfinite(audio).all():
-                raise ValueError("NaN or Inf samples")
+                return read_checked_crop(
+                    path, self.clip_samples, rng=seed, sample_rate=None
+                )
+            audio = read_audio(path, self._head)
+            if not np.any(audio):
+                raise ValueError("all samples are zero")
             return audio
         except Exception as err:  # noqa: BLE001 - re-raised with the path
             raise AugmentationFileError(

@@ -10,9 +10,11 @@ Training protocol of the official recipe (``DatasetLoader.py``): for every
 utterance draw its own crop length with :func:`draw_crop_length` (half of
 the time 3.0 s, otherwise one of 1.0, 1.1, ..., 2.9 s), read a crop of that
 length at a uniformly random start (:class:`TrainingCrops`, which reads
-only those frames from disk), augment it at that length, then tile it back
-to 3.0 s with :func:`tile` so that the batch has a fixed length (done on
-the batch by ``speechbrain_ext.augment.pipeline.TrainingPipeline``).
+only those frames from disk, through
+:func:`~speechbrain_ext.data.audio_read.read_checked_crop`), augment it at
+that length, then tile it back to 3.0 s with :func:`tile` so that the
+batch has a fixed length (done on the batch by
+``speechbrain_ext.augment.pipeline.TrainingPipeline``).
 Random starts are drawn as the official loader draws them: a crop of ``n``
 samples of a longer file starts at one of ``0 .. len - n - 1``.
 Evaluation uses the full utterance or :func:`centre_crop`.
@@ -22,7 +24,6 @@ Authors
 """
 
 import numpy as np
-import soundfile as sf
 import torch
 
 DEFAULT_SHORT_LENGTHS = tuple(round(1.0 + 0.1 * i, 1) for i in range(20))
@@ -159,7 +160,7 @@ def draw_crop_length(
 
 
 def crop_window(frames, n, rng=None):
-    """Where :func:`read_crop` reads an ``n``-sample crop of ``frames``.
+    """Where an ``n``-sample crop of a file of ``frames`` frames is read.
 
     A file of at most ``n`` frames is read whole (and tiled afterwards);
     otherwise the crop starts at the centre (``rng=None``) or at a uniform
@@ -197,51 +198,6 @@ def crop_window(frames, n, rng=None):
     return int(_as_rng(rng).integers(0, frames - n)), n
 
 
-def read_crop(path, n, rng=None, dtype="float32"):
-    """Reads an ``n``-sample crop of an audio file without decoding it all.
-
-    The file length comes from ``soundfile.info``; only the crop's frames
-    are read (``soundfile.read`` with ``start``/``frames``). A file of at
-    most ``n`` frames is read whole and tiled. With ``rng=None`` the crop
-    is centred (for evaluation), otherwise its start is uniform.
-    Multi-channel files are averaged to mono.
-
-    Arguments
-    ---------
-    path : str or pathlib.Path
-        Audio file readable by soundfile (wav, flac, ...).
-    n : int
-        Crop length in samples.
-    rng : numpy.random.Generator, int or None
-        Random generator or seed for a random crop; None for a centre
-        crop.
-    dtype : str
-        Sample type passed to ``soundfile.read``.
-
-    Returns
-    -------
-    numpy.ndarray
-        The crop, shape ``[n]``.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "x.wav"
-    >>> sf.write(path, np.arange(8) / 8, 8000, subtype="FLOAT")
-    >>> read_crop(path, 4)  # centre crop: frames 2 .. 5
-    array([0.25 , 0.375, 0.5  , 0.625], dtype=float32)
-    >>> read_crop(path, 10, rng=0)[-2:]  # short file: tiled
-    array([0.   , 0.125], dtype=float32)
-    """
-    if n < 1:
-        raise ValueError(f"crop length must be >= 1, got {n}")
-    frames = sf.info(str(path)).frames
-    start, count = crop_window(frames, n, rng)
-    wav, _ = sf.read(str(path), start=start, frames=count, dtype=dtype)
-    if wav.ndim > 1:
-        wav = wav.mean(axis=1).astype(dtype, copy=False)
-    return tile(wav, n)
-
-
 class TrainingCrops:
     """Reads one training crop per utterance, of its own random length.
 
@@ -266,11 +222,13 @@ class TrainingCrops:
         Samples per second.
     reader : callable or None
         ``reader(path, n, rng=generator, sample_rate=rate)`` returning
-        ``n`` samples; default :func:`read_crop` (without the rate check).
+        ``n`` samples; default
+        :func:`~speechbrain_ext.data.audio_read.read_checked_crop`.
 
     Example
     -------
     >>> path = getfixture("tmp_path") / "x.wav"
+    >>> import soundfile as sf
     >>> sf.write(path, np.arange(8000) / 8000, 1000, subtype="FLOAT")
     >>> crops = TrainingCrops(3.0, p_short=0.5, short_seconds=[1.0],
     ...                       sample_rate=1000)
@@ -337,6 +295,10 @@ class TrainingCrops:
         """
         rng = _as_rng(rng)
         n = self.draw_length(rng)
-        if self.reader is None:
-            return read_crop(path, n, rng=rng)
-        return self.reader(path, n, rng=rng, sample_rate=self.sample_rate)
+        reader = self.reader
+        if reader is None:
+            # Imported here: audio_read imports this module's crop_window.
+            from speechbrain_ext.data.audio_read import read_checked_crop
+
+            reader = read_checked_crop
+        return reader(path, n, rng=rng, sample_rate=self.sample_rate)

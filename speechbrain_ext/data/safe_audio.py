@@ -4,12 +4,10 @@ Data preparation reads only the audio headers, and files can go bad after
 it (bit rot, an interrupted copy, a header that lies). A bad file must not
 cost a user a multi-day run, and a flood of them must not go unnoticed:
 
-* :func:`read_checked_crop` reads a crop like
-  :func:`~speechbrain_ext.data.crops.read_crop` and raises
-  :class:`BadAudioError` (naming the file and the reason) when the file
-  cannot be decoded, is empty, has another sample rate than expected,
-  holds fewer frames than its header announces (also a WAV cut short,
-  which libsndfile reads as a shorter file), or holds NaN/Inf samples;
+* the items' audio is read with
+  :func:`~speechbrain_ext.data.audio_read.read_checked_crop`, which raises
+  :class:`~speechbrain_ext.data.audio_read.BadAudioError` (naming the file
+  and the reason) for a file that cannot be used;
 * :class:`SkipBadFiles` wraps a dataset: an item whose file is bad is
   replaced by another utterance of the same speaker (so labels stay right,
   batches keep their size and their speakers stay distinct); when the
@@ -29,15 +27,12 @@ Authors
 
 import os
 
-import numpy as np
-import soundfile as sf
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_ext.data.crops import crop_window, tile
+from speechbrain_ext.data.audio_read import BadAudioError
 from speechbrain_ext.data.paths import resolve_path
-from speechbrain_ext.data.wav_header import truncation_reason, wav_truncation
 
 logger = get_logger(__name__)
 
@@ -46,32 +41,6 @@ BAD_FILES_KEY = "bad_files"
 FILES_READ_KEY = "files_read"
 UNUSABLE_KEY = "unusable"
 _FAULT_KEYS = (BAD_FILES_KEY, FILES_READ_KEY, UNUSABLE_KEY)
-
-
-class BadAudioError(Exception):
-    """An audio file that cannot be used; names the file and the reason.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        The file.
-    reason : str
-        What is wrong with it.
-
-    Example
-    -------
-    >>> str(BadAudioError("a.wav", "sample rate 8000 Hz, expected 16000"))
-    'a.wav: sample rate 8000 Hz, expected 16000'
-    """
-
-    def __init__(self, path, reason):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):
-        # Picklable with its two arguments (DataLoader workers re-raise).
-        return (type(self), (self.path, self.reason))
 
 
 class TooManyBadFilesError(RuntimeError):
@@ -87,95 +56,6 @@ class TooManyBadFilesError(RuntimeError):
     >>> str(TooManyBadFilesError("3 of 10 files bad"))
     '3 of 10 files bad'
     """
-
-
-def read_checked_crop(path, n, rng=None, sample_rate=16000, dtype="float32"):
-    """Reads an ``n``-sample crop like ``read_crop``, checking the audio.
-
-    The same frames as :func:`~speechbrain_ext.data.crops.read_crop` are
-    read (same random draw for the same ``rng``). A WAV file that holds
-    fewer frames than its header announces is bad, although libsndfile
-    reads it as a shorter file
-    (:func:`~speechbrain_ext.data.wav_header.wav_truncation`).
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        Audio file readable by soundfile.
-    n : int
-        Crop length in samples.
-    rng : numpy.random.Generator, int or None
-        Random generator or seed for a random crop; None for a centre
-        crop.
-    sample_rate : int or None
-        Required sample rate (None: any).
-    dtype : str
-        Sample type passed to soundfile.
-
-    Returns
-    -------
-    numpy.ndarray
-        The crop, shape ``[n]``.
-
-    Raises
-    ------
-    BadAudioError
-        The file is unreadable, empty, at another sample rate, shorter
-        than its header says, or the crop holds NaN/Inf samples.
-
-    Example
-    -------
-    >>> path = getfixture("tmp_path") / "x.wav"
-    >>> sf.write(path, np.arange(8) / 8, 16000, subtype="FLOAT")
-    >>> read_checked_crop(path, 4)
-    array([0.25 , 0.375, 0.5  , 0.625], dtype=float32)
-    >>> sf.write(path, np.full(8, np.nan), 16000, subtype="FLOAT")
-    >>> read_checked_crop(path, 4)
-    Traceback (most recent call last):
-    ...
-    speechbrain_ext.data.safe_audio.BadAudioError: ...: 4 non-finite ...
-    """
-    if n < 1:
-        raise ValueError(f"crop length must be >= 1, got {n}")
-    try:
-        with sf.SoundFile(os.fspath(path)) as f:
-            rate, frames = f.samplerate, f.frames
-            if sample_rate and rate != sample_rate:
-                raise BadAudioError(
-                    path, f"sample rate {rate} Hz, expected {sample_rate} Hz"
-                )
-            if frames <= 0:
-                raise BadAudioError(path, "no audio samples")
-            cut = wav_truncation(path)
-            if cut is not None:
-                # libsndfile reads the frames present as a shorter file.
-                raise BadAudioError(path, truncation_reason(*cut))
-            start, count = crop_window(frames, n, rng)
-            if start:
-                f.seek(start)
-            wav = f.read(frames=count, dtype=dtype)
-    except BadAudioError:
-        raise
-    except (RuntimeError, OSError, ValueError, EOFError) as err:
-        # soundfile errors are RuntimeErrors (LibsndfileError).
-        raise BadAudioError(
-            path, f"unreadable ({type(err).__name__}: {err})"
-        ) from err
-    expected = frames if count < 0 else count
-    if wav.shape[0] < expected:
-        raise BadAudioError(
-            path,
-            f"truncated: {wav.shape[0]} of the {expected} frames announced "
-            "by its header could be read",
-        )
-    if wav.ndim > 1:
-        wav = wav.mean(axis=1).astype(dtype, copy=False)
-    finite = np.isfinite(wav)
-    if not finite.all():
-        raise BadAudioError(
-            path, f"{int((~finite).sum())} non-finite samples (NaN/Inf)"
-        )
-    return tile(wav, n)
 
 
 class SkipBadFiles(torch.utils.data.Dataset):

@@ -346,11 +346,11 @@ class SpeakerBrain(FaultTolerantBrain):
             C_fa = 1), both as the official ``tuneThreshold.py`` computes
             them; None when no target or no non-target trial is left.
         """
-        from speechbrain_ext.data.paths import resolve_path
-        from speechbrain_ext.data.safe_audio import (
+        from speechbrain_ext.data.audio_read import (
             BadAudioError,
             read_checked_crop,
         )
+        from speechbrain_ext.data.paths import resolve_path
         from speechbrain_ext.scoring.metrics import compute_metrics
         from speechbrain_ext.scoring.trials import read_trials
 

@@ -94,7 +94,7 @@ def bench_data(paths, workers, batches, batch_size, save):
     from speechbrain.dataio.dataset import DynamicItemDataset
 
     from speechbrain_ext.augment.prepare import prepare_augmentation
-    from speechbrain_ext.data.crops import read_crop
+    from speechbrain_ext.data.audio_read import read_checked_crop
     from speechbrain_ext.data.samplers import SpeakerBalancedBatchSampler
     from speechbrain_ext.data.voxceleb_train import prepare_voxceleb_train
 
@@ -117,7 +117,7 @@ def bench_data(paths, workers, batches, batch_size, save):
     @sb.utils.data_pipeline.provides("sig")
     def audio(wav):
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
-        return torch.from_numpy(read_crop(wav, n, rng=seed))
+        return torch.from_numpy(read_checked_crop(wav, n, rng=seed))
 
     data = DynamicItemDataset.from_csv(prep["train"])
     data.add_dynamic_item(audio)

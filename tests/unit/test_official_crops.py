@@ -22,8 +22,8 @@ import torch
 from official_code import official_module
 
 from speechbrain_ext.augment.pipeline import TrainingPipeline
+from speechbrain_ext.data.audio_read import read_checked_crop
 from speechbrain_ext.data.crops import TrainingCrops
-from speechbrain_ext.data.safe_audio import read_checked_crop
 from speechbrain_ext.scoring.extract import full_length_view, read_waveform
 from speechbrain_ext.scoring.trials import centre_crop
 
