@@ -78,10 +78,7 @@ import sys
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.dataio.dataloader import SaveableDataLoader
 from speechbrain.dataio.dataset import DynamicItemDataset
-from speechbrain.dataio.encoder import CategoricalEncoder
-from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 # The package of this checkout, even when another copy is installed.
@@ -96,14 +93,9 @@ from speechbrain_ext.augment.pipeline import (  # noqa: E402
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
 from speechbrain_ext.data.audio_read import read_checked_crop  # noqa: E402
 from speechbrain_ext.data.crops import TrainingCrops  # noqa: E402
-from speechbrain_ext.data.item_seeds import SeededItems  # noqa: E402
+from speechbrain_ext.data.loaders import make_loaders  # noqa: E402
 from speechbrain_ext.data.safe_audio import (  # noqa: E402
-    FaultTolerantCollate,
-    SkipBadFiles,
     resolve_csv_paths,
-)
-from speechbrain_ext.data.samplers import (  # noqa: E402
-    SpeakerBalancedBatchSampler,
 )
 from speechbrain_ext.data.trial_lists import (  # noqa: E402
     as_list,
@@ -112,7 +104,6 @@ from speechbrain_ext.data.trial_lists import (  # noqa: E402
 from speechbrain_ext.data.voxceleb_train import (  # noqa: E402
     prepare_voxceleb_train,
 )
-from speechbrain_ext.pretrained import write_label_encoder  # noqa: E402
 from speechbrain_ext.run_lock import FolderLock  # noqa: E402
 from speechbrain_ext.training.distributed import (  # noqa: E402
     cleanup_distributed,
@@ -121,21 +112,23 @@ from speechbrain_ext.training.distributed import (  # noqa: E402
     run_on_main_and_share,
 )
 from speechbrain_ext.training.export import (  # noqa: E402
-    LABEL_ENCODER_FILE,
     export_pretrained,
-    read_labels,
     write_model_kwargs,
-)
-from speechbrain_ext.training.init_weights import (  # noqa: E402
-    load_initial_weights,
 )
 from speechbrain_ext.training.random_state import (  # noqa: E402
     GlobalRandomState,
 )
-from speechbrain_ext.training.schedulers import (  # noqa: E402
-    official_steps_per_epoch,
+from speechbrain_ext.training.schedulers import (  # noqa: E402  # noqa: E402
+    lr_steps_per_epoch,
 )
 from speechbrain_ext.training.speaker_brain import SpeakerBrain  # noqa: E402
+from speechbrain_ext.training.speaker_classes import (  # noqa: E402
+    build_label_encoder,
+    check_classifier_size,
+    read_speakers,
+    start_from_weights,
+)
+from speechbrain_ext.training.train_log import log_protocol  # noqa: E402
 
 logger = get_logger(__name__)
 
@@ -258,161 +251,6 @@ def prepare_noise(hparams):
     )
 
 
-def read_speakers(speakers_file):
-    """Reads the sorted speaker list written by data preparation.
-
-    Arguments
-    ---------
-    speakers_file : str
-        One speaker per line.
-
-    Returns
-    -------
-    list of str
-        The speakers, in file order (class index order).
-    """
-    with open(speakers_file, encoding="utf-8") as f:
-        speakers = [line.strip() for line in f if line.strip()]
-    if speakers != sorted(set(speakers)):
-        raise ValueError(f"{speakers_file} is not a sorted unique list")
-    return speakers
-
-
-def build_label_encoder(hparams, speakers):
-    """Label encoder with class i = the i-th sorted speaker.
-
-    Rank 0 writes ``label_encoder.txt`` in the save folder. An existing
-    file with other speakers means the checkpoints there belong to other
-    data: that is an error rather than a silent relabelling.
-
-    Arguments
-    ---------
-    hparams : dict
-        Loaded hyperparameters.
-    speakers : list of str
-        Sorted training speakers.
-
-    Returns
-    -------
-    speechbrain.dataio.encoder.CategoricalEncoder
-        The encoder.
-    """
-    path = os.path.join(hparams["save_folder"], LABEL_ENCODER_FILE)
-
-    def write():
-        if os.path.isfile(path):
-            old = read_labels(path)
-            if old != speakers:
-                raise ValueError(
-                    f"{path} lists {len(old)} speakers that differ from the "
-                    f"{len(speakers)} prepared now; the checkpoints in "
-                    f"{hparams['save_folder']} belong to other data. Use "
-                    "another --output_folder (or delete that folder)."
-                )
-            return path
-        return write_label_encoder(path, speakers)
-
-    run_on_main_and_share(write)
-    encoder = CategoricalEncoder()
-    encoder.load(path)
-    encoder.expect_len(len(speakers))
-    return encoder
-
-
-def check_classifier_size(hparams, n_speakers):
-    """Makes the classifier size match the number of training speakers.
-
-    A number of speakers other than ``out_n_neurons`` (the official run:
-    7,205) is an error naming both, unless ``n_neurons_from_data: True``,
-    which replaces the classifier (with a warning) by one of the data's
-    size.
-
-    Arguments
-    ---------
-    hparams : dict
-        Loaded hyperparameters (changed in place).
-    n_speakers : int
-        Number of training speakers.
-
-    Returns
-    -------
-    None
-    """
-    old = hparams["classifier"]
-    if old.weight.shape[0] == n_speakers:
-        return
-    message = (
-        f"the data has {n_speakers} training speakers but out_n_neurons is "
-        f"{old.weight.shape[0]}"
-    )
-    if not hparams["n_neurons_from_data"]:
-        raise ValueError(
-            message + f"; pass --out_n_neurons={n_speakers} (or set "
-            "n_neurons_from_data: True)"
-        )
-    logger.warning(message + f"; using a classifier of {n_speakers} classes")
-    new = type(old)(
-        input_size=old.weight.shape[1], lin_blocks=0, out_neurons=n_speakers
-    )
-    hparams["classifier"] = new
-    hparams["out_n_neurons"] = n_speakers
-    hparams["modules"]["classifier"] = new
-    recoverables = hparams["checkpointer"].recoverables
-    for name, obj in list(recoverables.items()):
-        if obj is old:
-            recoverables[name] = new
-
-
-def start_from_weights(hparams, speakers):
-    """Loads ``init_from`` (large-margin fine-tuning) unless resuming.
-
-    See :mod:`speechbrain_ext.training.init_weights`. Every rank loads the
-    same files, before the modules are wrapped for DDP.
-
-    Arguments
-    ---------
-    hparams : dict
-        Loaded hyperparameters (``init_from``, ``init_classifier``).
-    speakers : list of str
-        This run's speaker of each classifier row.
-
-    Returns
-    -------
-    str or None
-        The protocol line (None without ``init_from``).
-    """
-    source = hparams.get("init_from")
-    if not source:
-        return None
-    if hparams["checkpointer"].find_checkpoint() is not None:
-        logger.info(
-            "Resuming from this run's own checkpoint: init_from %s is not "
-            "read", source,
-        )
-    else:
-        keep_classifier = hparams.get("init_classifier", True)
-        loaded = load_initial_weights(
-            source,
-            hparams["modules"]["embedding_model"],
-            hparams["modules"]["classifier"] if keep_classifier else None,
-            speakers,
-            hparams["model_kwargs"],
-        )
-        logger.info(
-            "Initialised from %s (embedding model %s, classifier %s)",
-            source, loaded["embedding"], loaded["classifier"] or "new",
-        )
-        if not keep_classifier:
-            logger.warning(
-                "init_classifier is False: the classifier starts from "
-                "random weights"
-            )
-    return (
-        f"init_from: {source} (weights only; classifier "
-        f"{'kept' if hparams.get('init_classifier', True) else 'new'})"
-    )
-
-
 def dataio_prep(hparams, csvs, label_encoder):
     """Builds the training and validation datasets.
 
@@ -498,78 +336,6 @@ def dataio_prep(hparams, csvs, label_encoder):
     return train_data, valid_data
 
 
-def make_loaders(hparams, train_data, valid_data, pin_memory=False):
-    """Speaker-balanced training loader; rank-sharded validation loader.
-
-    Both loaders skip bad audio files: a bad training file is replaced by
-    another utterance of its speaker (dropped if none is readable), a bad
-    validation file is dropped; the counts travel in the batches
-    (:mod:`speechbrain_ext.data.safe_audio`), also from DataLoader
-    workers.
-
-    Arguments
-    ---------
-    hparams : dict
-        Loaded hyperparameters.
-    train_data : DynamicItemDataset
-        Training set.
-    valid_data : DynamicItemDataset or None
-        Validation set.
-    pin_memory : bool
-        Pin batches in page-locked memory (for CUDA).
-
-    Returns
-    -------
-    tuple
-        ``(train_loader, sampler, valid_loader)``.
-    """
-    sampler = SpeakerBalancedBatchSampler.from_dataset(
-        train_data,
-        batch_size=hparams["batch_size"],
-        max_per_speaker=hparams["max_per_speaker"],
-        seed=hparams["seed"],
-    )
-    workers = hparams["num_workers"]
-    speakers = [train_data.data[i]["spk_id"] for i in train_data.data_ids]
-    # Crops drawn per (seed, epoch, item), whichever worker reads the item
-    # (exact resume); loaders with their own generators leave torch's
-    # global one alone.
-    train_loader = SaveableDataLoader(
-        SeededItems(
-            SkipBadFiles(
-                train_data,
-                groups=speakers,
-                max_tries=hparams.get("bad_file_replacements", 5),
-            ),
-            seed=hparams["seed"],
-            epochs=sampler,
-        ),
-        batch_sampler=sampler,
-        collate_fn=FaultTolerantCollate(),
-        num_workers=workers,
-        pin_memory=pin_memory,
-        persistent_workers=False,
-        generator=torch.Generator().manual_seed(hparams["seed"]),
-    )
-    valid_loader = None
-    if valid_data is not None:
-        world, rank = 1, 0
-        if torch.distributed.is_initialized():
-            world = torch.distributed.get_world_size()
-            rank = torch.distributed.get_rank()
-        # Every rank scores its share; SpeakerBrain sums the counts.
-        valid_loader = torch.utils.data.DataLoader(
-            SkipBadFiles(valid_data),
-            sampler=list(range(rank, len(valid_data), world)),
-            batch_size=hparams["valid_batch_size"],
-            collate_fn=FaultTolerantCollate(),
-            num_workers=workers,
-            pin_memory=pin_memory,
-            generator=torch.Generator().manual_seed(hparams["seed"]),
-        )
-    return train_loader, sampler, valid_loader
-
-
 def build_train_pipeline(hparams, noise_csvs):
     """Augmentation, tiling back and speed-perturbation module for training.
 
@@ -603,84 +369,6 @@ def build_train_pipeline(hparams, noise_csvs):
             round(hparams["crop_seconds"] * hparams["sample_rate"])
         ),
     )
-
-
-def lr_steps_per_epoch(hparams, n_utterances, sampler, world_size):
-    """Iterations per LR-scheduler epoch, as ``lr_steps_per_epoch`` says.
-
-    ``official``: the official trainer's count, every training utterance
-    over the batch size times the number of processes (see
-    :func:`~speechbrain_ext.training.schedulers.official_steps_per_epoch`);
-    ``drawn``: the batches this rank draws in epoch 1; a number: itself.
-
-    Arguments
-    ---------
-    hparams : dict
-        Loaded hyperparameters.
-    n_utterances : int
-        Training utterances.
-    sampler : SpeakerBalancedBatchSampler
-        The training sampler.
-    world_size : int
-        Number of processes.
-
-    Returns
-    -------
-    tuple
-        ``(steps, description)``.
-    """
-    rule = hparams.get("lr_steps_per_epoch", "official")
-    batch = hparams["batch_size"]
-    if rule == "official":
-        steps = official_steps_per_epoch(n_utterances, batch, world_size)
-        why = (
-            f"official: {n_utterances} utterances // ({batch} x "
-            f"{world_size} processes)"
-        )
-    elif rule == "drawn":
-        sampler.set_epoch(1)
-        steps = len(sampler)
-        why = "drawn: the batches of epoch 1 on this rank"
-    elif isinstance(rule, int) and not isinstance(rule, bool) and rule > 0:
-        steps, why = rule, "given"
-    else:
-        raise ValueError(
-            "lr_steps_per_epoch must be official, drawn or a positive "
-            f"number, got {rule!r}"
-        )
-    return steps, why
-
-
-def log_protocol(hparams, lines):
-    """Writes ``protocol:`` lines to this run's train log.
-
-    A resumed (or already finished) run whose protocol is the same as the
-    one already in the log adds nothing; a changed one (e.g. another
-    number of processes) is appended.
-
-    Arguments
-    ---------
-    hparams : dict
-        Loaded hyperparameters (``train_log``).
-    lines : list of str
-        What the run trains on and how.
-
-    Returns
-    -------
-    None
-    """
-    for line in lines:
-        logger.info(line)
-    if not if_main_process():
-        return
-    block = "".join(f"protocol: {line}\n" for line in lines)
-    path = hparams["train_log"]
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            if block in f.read():
-                return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(block)
 
 
 def main(argv=None):

@@ -352,3 +352,54 @@ class WarmupCosineRestarts:
                 "LR scheduler config differs from the checkpoint: "
                 f"saved {saved}, now {self._config()}"
             )
+
+
+def lr_steps_per_epoch(hparams, n_utterances, sampler, world_size):
+    """Iterations per LR-scheduler epoch, as ``lr_steps_per_epoch`` says.
+
+    ``official``: the official trainer's count, every training utterance
+    over the batch size times the number of processes (see
+    :func:`~speechbrain_ext.training.schedulers.official_steps_per_epoch`);
+    ``drawn``: the batches this rank draws in epoch 1; a number: itself.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters.
+    n_utterances : int
+        Training utterances.
+    sampler : SpeakerBalancedBatchSampler
+        The training sampler.
+    world_size : int
+        Number of processes.
+
+    Returns
+    -------
+    tuple
+        ``(steps, description)``.
+
+    Example
+    -------
+    >>> lr_steps_per_epoch({"batch_size": 4}, 100, None, 2)
+    (12, 'official: 100 utterances // (4 x 2 processes)')
+    """
+    rule = hparams.get("lr_steps_per_epoch", "official")
+    batch = hparams["batch_size"]
+    if rule == "official":
+        steps = official_steps_per_epoch(n_utterances, batch, world_size)
+        why = (
+            f"official: {n_utterances} utterances // ({batch} x "
+            f"{world_size} processes)"
+        )
+    elif rule == "drawn":
+        sampler.set_epoch(1)
+        steps = len(sampler)
+        why = "drawn: the batches of epoch 1 on this rank"
+    elif isinstance(rule, int) and not isinstance(rule, bool) and rule > 0:
+        steps, why = rule, "given"
+    else:
+        raise ValueError(
+            "lr_steps_per_epoch must be official, drawn or a positive "
+            f"number, got {rule!r}"
+        )
+    return steps, why

@@ -17,7 +17,12 @@ import os
 import re
 import time
 
+from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.logger import get_logger
+
 from speechbrain_ext.atomic_files import atomic_write_text
+
+logger = get_logger(__name__)
 
 #: Prefix of the lines of epochs that were redone after a resume.
 ABANDONED = "# abandoned attempt: "
@@ -98,3 +103,43 @@ def mark_resume(
     )
     atomic_write_text(log_file, "\n".join(out) + "\n")
     return marked
+
+
+def log_protocol(hparams, lines):
+    """Writes ``protocol:`` lines to this run's train log.
+
+    A resumed (or already finished) run whose protocol is the same as the
+    one already in the log adds nothing; a changed one (e.g. another
+    number of processes) is appended.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded hyperparameters (``train_log``).
+    lines : list of str
+        What the run trains on and how.
+
+    Returns
+    -------
+    None
+
+    Example
+    -------
+    >>> log = getfixture("tmp_path") / "train_log.txt"
+    >>> log_protocol({"train_log": str(log)}, ["8 training speakers"])
+    >>> log_protocol({"train_log": str(log)}, ["8 training speakers"])
+    >>> log.read_text()
+    'protocol: 8 training speakers\\n'
+    """
+    for line in lines:
+        logger.info(line)
+    if not if_main_process():
+        return
+    block = "".join(f"protocol: {line}\n" for line in lines)
+    path = hparams["train_log"]
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            if block in f.read():
+                return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(block)
