@@ -31,7 +31,6 @@ Authors
 
 import time
 
-import soundfile as sf
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
@@ -44,6 +43,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_ext.training.digests import unwrap
 from speechbrain_ext.training.fault_tolerant_brain import FaultTolerantBrain
+from speechbrain_ext.training.trial_eer import trial_eer
 
 logger = get_logger(__name__)
 
@@ -320,15 +320,12 @@ class SpeakerBrain(FaultTolerantBrain):
                 )
         return ddp_broadcast(eer)
 
-    @torch.no_grad()
     def trial_eer(self, trial_file, data_folder=None, max_seconds=None):
         """EER of cosine scoring on a trial list, with the current model.
 
-        Embeddings are computed one utterance at a time (full length, or a
-        centre crop of ``max_seconds``) with the unwrapped model in eval
-        mode, so this may run on one rank only. Relative paths must stay
-        in ``data_folder`` unless ``hparams.allow_paths_outside_data_folder``;
-        the trials of an unusable audio file are left out (with a warning).
+        See :func:`~speechbrain_ext.training.trial_eer.trial_eer`; the
+        unwrapped embedding model is used in eval mode (so this may run on
+        one rank only), under the evaluation precision.
 
         Arguments
         ---------
@@ -342,62 +339,17 @@ class SpeakerBrain(FaultTolerantBrain):
         Returns
         -------
         dict or None
-            ``eer`` (in [0, 1]) and ``min_dcf`` (P_target 0.05, C_miss =
-            C_fa = 1), both as the official ``tuneThreshold.py`` computes
-            them; None when no target or no non-target trial is left.
+            ``eer`` and ``min_dcf`` (P_target 0.05), or None.
         """
-        from speechbrain_ext.data.audio_read import (
-            BadAudioError,
-            read_checked_crop,
+        return trial_eer(
+            unwrap(self.modules.embedding_model),
+            trial_file,
+            data_folder=data_folder,
+            max_seconds=max_seconds,
+            sample_rate=int(getattr(self.hparams, "sample_rate", 16000)),
+            allow_outside=bool(
+                getattr(self.hparams, "allow_paths_outside_data_folder", False)
+            ),
+            device=self.device,
+            context=self.evaluation_ctx,
         )
-        from speechbrain_ext.data.paths import resolve_path
-        from speechbrain_ext.scoring.metrics import compute_metrics
-        from speechbrain_ext.scoring.trials import read_trials
-
-        trials = read_trials(trial_file)
-        rate = int(getattr(self.hparams, "sample_rate", 16000))
-        allow = bool(
-            getattr(self.hparams, "allow_paths_outside_data_folder", False)
-        )
-        model = unwrap(self.modules.embedding_model)
-        was_training = model.training
-        model.eval()
-        embeddings = {}
-        try:
-            for utt in trials.utterances():
-                path = utt
-                if data_folder:
-                    path = resolve_path(
-                        utt, data_folder, allow_outside=allow, where=trial_file
-                    )
-                try:
-                    n = sf.info(path).frames
-                    if max_seconds:
-                        n = min(n, int(round(max_seconds * rate)))
-                    wav = read_checked_crop(path, max(n, 1), sample_rate=rate)
-                except (BadAudioError, RuntimeError) as err:
-                    # (soundfile's errors are RuntimeErrors)
-                    logger.warning(f"EER trials: skipped {path}: {err}")
-                    continue
-                wav = torch.as_tensor(wav, device=self.device)
-                with self.evaluation_ctx:
-                    emb = model(wav[None], torch.ones(1, device=self.device))
-                embeddings[utt] = F.normalize(emb.float().reshape(-1), dim=0)
-        finally:
-            model.train(was_training)
-        kept = [
-            (e, t, label)
-            for e, t, label in zip(
-                trials.enrol, trials.test, trials.labels, strict=True
-            )
-            if e in embeddings and t in embeddings
-        ]
-        labels = torch.as_tensor([int(label) for _, _, label in kept])
-        if not kept or labels.min() == labels.max():
-            logger.warning(f"EER trials: too few usable trials in {trial_file}")
-            return None
-        scores = torch.stack(
-            [torch.dot(embeddings[e], embeddings[t]) for e, t, _ in kept]
-        ).cpu()
-        metrics = compute_metrics(labels.numpy(), scores.numpy(), (0.05,))
-        return {"eer": metrics.eer, "min_dcf": metrics.min_dcf[0.05]}
