@@ -74,11 +74,18 @@ Authors
 import json
 import os
 import sys
+import time
 
 import speechbrain as sb
 import torch
+import torch.nn.functional as F
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.utils.distributed import (
+    MainProcessContext,
+    ddp_broadcast,
+    if_main_process,
+)
 from speechbrain.utils.logger import get_logger
 
 # The package of this checkout, even when another copy is installed.
@@ -105,6 +112,7 @@ from speechbrain_ext.data.voxceleb_train import (  # noqa: E402
     prepare_voxceleb_train,
 )
 from speechbrain_ext.run_lock import FolderLock  # noqa: E402
+from speechbrain_ext.training.digests import unwrap  # noqa: E402
 from speechbrain_ext.training.distributed import (  # noqa: E402
     cleanup_distributed,
     init_distributed,
@@ -115,13 +123,15 @@ from speechbrain_ext.training.export import (  # noqa: E402
     export_pretrained,
     write_model_kwargs,
 )
+from speechbrain_ext.training.fault_tolerant_brain import (  # noqa: E402
+    FaultTolerantBrain,
+)
 from speechbrain_ext.training.random_state import (  # noqa: E402
     GlobalRandomState,
 )
 from speechbrain_ext.training.schedulers import (  # noqa: E402  # noqa: E402
     lr_steps_per_epoch,
 )
-from speechbrain_ext.training.speaker_brain import SpeakerBrain  # noqa: E402
 from speechbrain_ext.training.speaker_classes import (  # noqa: E402
     build_label_encoder,
     check_classifier_size,
@@ -129,6 +139,7 @@ from speechbrain_ext.training.speaker_classes import (  # noqa: E402
     start_from_weights,
 )
 from speechbrain_ext.training.train_log import log_protocol  # noqa: E402
+from speechbrain_ext.training.trial_eer import trial_eer  # noqa: E402
 
 logger = get_logger(__name__)
 
@@ -369,6 +380,275 @@ def build_train_pipeline(hparams, noise_csvs):
             round(hparams["crop_seconds"] * hparams["sample_rate"])
         ),
     )
+
+
+class SpeakerBrain(FaultTolerantBrain):
+    """Brain for speaker-embedding training with an AAM-softmax classifier.
+
+    Expected ``modules``: ``embedding_model`` (``(wavs, lengths)`` to
+    ``[B, 1, D]``) and ``classifier`` (``[B, 1, D]`` to cosine logits
+    ``[B, 1, N]``). Expected ``hparams``: ``compute_cost`` (e.g.
+    ``LogSoftmaxWrapper(AdditiveAngularMargin(...))``), ``train_logger``;
+    optional: ``train_pipeline``, ``lr_scheduler``, ``sync_batchnorm``
+    (default True), ``ckpt_num_to_keep`` (1), ``eer_trials``,
+    ``eer_data_folder``, ``eer_interval``, ``eer_max_seconds``,
+    ``max_bad_file_fraction`` (0.01), ``bad_file_min_files`` (500) and
+    ``allow_paths_outside_data_folder`` (False). Batches carry ``sig``
+    (waveforms, lengths) and ``spk_id_encoded``, and, from
+    :class:`~speechbrain_ext.data.safe_audio.FaultTolerantCollate`, the
+    bad files met (``bad_files``, ``files_read``).
+
+    Faults (bad audio files, non-finite steps), the exact per-stage sums
+    and the DDP wrapping come from
+    :class:`~speechbrain_ext.training.fault_tolerant_brain.FaultTolerantBrain`.
+
+    Arguments
+    ---------
+    *args
+        As for ``speechbrain.core.Brain``.
+    **kwargs
+        As for ``speechbrain.core.Brain``.
+    """
+
+    # ------------------------------------------------------------------
+    # Forward and loss
+    # ------------------------------------------------------------------
+    def compute_forward(self, batch, stage):
+        """Embeds and classifies a batch (augmented when training).
+
+        Arguments
+        ---------
+        batch : speechbrain.dataio.batch.PaddedBatch
+            With ``sig`` (waveforms, relative lengths).
+        stage : speechbrain.Stage
+            TRAIN, VALID or TEST.
+
+        Returns
+        -------
+        logits : torch.Tensor
+            Cosine logits ``[B, 1, N]``.
+        lengths : torch.Tensor
+            Relative lengths of the model input.
+        """
+        batch = batch.to(self.device)
+        wavs, lengths = batch.sig
+        pipeline = getattr(self.hparams, "train_pipeline", None)
+        if stage == sb.Stage.TRAIN and pipeline is not None:
+            wavs, lengths = pipeline(wavs, lengths)
+        embedding_model = self.modules.embedding_model
+        classifier = self.modules.classifier
+        if stage != sb.Stage.TRAIN:
+            # No DDP wrapper outside training: its first forward after
+            # training broadcasts buffers, a collective that would hang if
+            # the ranks ran different numbers of validation batches.
+            embedding_model, classifier = (
+                unwrap(embedding_model),
+                unwrap(classifier),
+            )
+        embeddings = embedding_model(wavs, lengths)
+        return classifier(embeddings), lengths
+
+    def compute_objectives(self, predictions, batch, stage):
+        """AAM-softmax loss; accumulates loss and accuracy sums.
+
+        Training accuracy is that of the margin-applied logits (as the
+        official trainer reports it); validation and test accuracy that of
+        the plain cosine logits (speaker identification).
+
+        Arguments
+        ---------
+        predictions : tuple
+            ``(logits, lengths)`` from :meth:`compute_forward`.
+        batch : speechbrain.dataio.batch.PaddedBatch
+            With ``spk_id_encoded``.
+        stage : speechbrain.Stage
+            TRAIN, VALID or TEST.
+
+        Returns
+        -------
+        torch.Tensor
+            The mean loss of the batch.
+        """
+        logits, lengths = predictions
+        labels = batch.spk_id_encoded.data.to(logits.device)
+        loss = self.hparams.compute_cost(logits, labels, lengths)
+        with torch.no_grad():
+            target = labels.reshape(-1).long()
+            scores = logits.squeeze(1).float()
+            margin_fn = getattr(self.hparams.compute_cost, "loss_fn", None)
+            if stage == sb.Stage.TRAIN and margin_fn is not None:
+                one_hot = F.one_hot(target, scores.shape[1]).float()
+                scores = margin_fn(scores, one_hot)
+            correct = (scores.argmax(dim=1) == target).sum()
+            sums = self.stage_sums.get(stage)
+            if sums is not None:
+                values = torch.stack(
+                    [
+                        loss.detach().double() * target.numel(),
+                        correct.double(),
+                        torch.tensor(
+                            float(target.numel()),
+                            dtype=torch.float64,
+                            device=loss.device,
+                        ),
+                    ]
+                )
+                # A non-finite batch (its step is skipped) is left out.
+                values = torch.where(
+                    torch.isfinite(loss.detach()),
+                    values,
+                    torch.zeros_like(values),
+                )
+                sums += values.to(sums.device)
+        return loss
+
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the epoch, validates and checkpoints.
+
+        Arguments
+        ---------
+        stage : speechbrain.Stage
+            The stage ending.
+        stage_loss : float
+            SpeechBrain's running average of the loss (unused: the sums
+            are exact and reduced over ranks).
+        epoch : int or None
+            The epoch.
+
+        Returns
+        -------
+        None
+        """
+        stats = self._reduced_stats(stage)
+        minutes = (time.time() - self.stage_started[stage]) / 60.0
+        if stats["skipped_files"] or stats["skipped_steps"]:
+            logger.warning(
+                f"Epoch {epoch} ({stage.name.lower()}): skipped "
+                f"{stats['skipped_files']} bad audio file(s) of the "
+                f"{stats['files_read']} read and {stats['skipped_steps']} "
+                "optimiser step(s)"
+            )
+        if stage == sb.Stage.TRAIN:
+            self.sync_buffers()
+            self.train_stats = {
+                "loss": stats["loss"],
+                "acc": stats["acc"],
+                "minutes": minutes,
+                "skipped_files": stats["skipped_files"],
+                "skipped_steps": stats["skipped_steps"],
+            }
+            if not self.valid_enabled:
+                self._end_of_epoch(epoch, None, self._maybe_trial_eer(epoch))
+            return
+        result = {
+            "loss": stats["loss"],
+            "error_rate": 1.0 - stats["acc"],
+            "minutes": minutes,
+            "skipped_files": stats["skipped_files"],
+        }
+        if stage == sb.Stage.VALID:
+            self._end_of_epoch(epoch, result, self._maybe_trial_eer(epoch))
+        else:
+            self.last_stats[stage] = result
+            if hasattr(self.hparams, "train_logger"):
+                self.hparams.train_logger.log_stats(
+                    {"Epoch loaded": self.hparams.epoch_counter.current},
+                    test_stats=result,
+                )
+
+
+    def _end_of_epoch(self, epoch, valid_stats, trial_stats=None):
+        """Writes the train log line and the end-of-epoch checkpoint.
+
+        ``trial_stats`` (the EER monitoring) go to the log as ``test``
+        values: they are scores on a test list, not on held-out training
+        data, and only ``valid_stats`` (held-out) rank the checkpoints.
+        """
+        self.last_stats[sb.Stage.VALID] = valid_stats
+        meta = {"epoch": int(epoch)}
+        if self.train_stats is not None:
+            meta["train_loss"] = float(self.train_stats["loss"])
+        if valid_stats is not None:
+            meta["error_rate"] = float(valid_stats["error_rate"])
+        if trial_stats is not None:
+            meta["trials_eer"] = float(trial_stats["eer"])
+        if hasattr(self.hparams, "train_logger"):
+            self.hparams.train_logger.log_stats(
+                stats_meta={
+                    "epoch": int(epoch),
+                    "lr": self.current_lr(),
+                    "steps": int(self.optimizer_step),
+                },
+                train_stats=self.train_stats,
+                valid_stats=valid_stats,
+                test_stats=trial_stats,
+            )
+        if self.checkpointer is not None:
+            self.checkpointer.save_and_keep_only(
+                meta=meta,
+                min_keys=["error_rate"] if valid_stats is not None else [],
+                importance_keys=[],
+                num_to_keep=int(getattr(self.hparams, "ckpt_num_to_keep", 1)),
+            )
+
+
+    # ------------------------------------------------------------------
+    # Optional EER on a trial list
+    # ------------------------------------------------------------------
+    def _maybe_trial_eer(self, epoch):
+        """EER and minDCF on ``hparams.eer_trials`` every ``eer_interval``.
+
+        Returns None, or ``{"eer": ..., "min_dcf": ...}`` (official
+        definitions; minDCF at P_target 0.05) on every rank.
+        """
+        trials = getattr(self.hparams, "eer_trials", None)
+        interval = int(getattr(self.hparams, "eer_interval", 0) or 0)
+        if not trials or interval <= 0 or epoch is None or epoch % interval:
+            return None
+        eer = None
+        if if_main_process():
+            with MainProcessContext():
+                eer = self.trial_eer(
+                    trials,
+                    getattr(self.hparams, "eer_data_folder", None),
+                    getattr(self.hparams, "eer_max_seconds", None),
+                )
+        return ddp_broadcast(eer)
+
+    def trial_eer(self, trial_file, data_folder=None, max_seconds=None):
+        """EER of cosine scoring on a trial list, with the current model.
+
+        See :func:`~speechbrain_ext.training.trial_eer.trial_eer`; the
+        unwrapped embedding model is used in eval mode (so this may run on
+        one rank only), under the evaluation precision.
+
+        Arguments
+        ---------
+        trial_file : str
+            Lines ``label enrol_path test_path``.
+        data_folder : str or None
+            Root of relative paths in the list.
+        max_seconds : float or None
+            Longest audio used per utterance.
+
+        Returns
+        -------
+        dict or None
+            ``eer`` and ``min_dcf`` (P_target 0.05), or None.
+        """
+        return trial_eer(
+            unwrap(self.modules.embedding_model),
+            trial_file,
+            data_folder=data_folder,
+            max_seconds=max_seconds,
+            sample_rate=int(getattr(self.hparams, "sample_rate", 16000)),
+            allow_outside=bool(
+                getattr(self.hparams, "allow_paths_outside_data_folder", False)
+            ),
+            device=self.device,
+            context=self.evaluation_ctx,
+        )
 
 
 def main(argv=None):

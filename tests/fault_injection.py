@@ -1,8 +1,9 @@
 """Fault injection for the robustness tests of the training recipe.
 
 Test-side only: the library has no fault hooks. :func:`install` wraps
-``SpeakerBrain.fit_batch``, ``SpeakerBrain.compute_objectives`` and
-``SafeCheckpointer.save_checkpoint`` in this process; run as a script it
+``FaultTolerantBrain.fit_batch`` (the base of the recipe's
+``SpeakerBrain``) and ``SafeCheckpointer.save_checkpoint`` in this
+process; run as a script it
 installs them and runs a recipe, which is how the tests launch one (also
 under ``torchrun``)::
 
@@ -183,39 +184,35 @@ def install():
     Example
     -------
     >>> install()
-    >>> from speechbrain_ext.training.speaker_brain import SpeakerBrain
-    >>> SpeakerBrain.fit_batch.__name__
+    >>> from speechbrain_ext.training.fault_tolerant_brain import (
+    ...     FaultTolerantBrain)
+    >>> FaultTolerantBrain.fit_batch.__name__
     'fit_batch'
-    >>> getattr(SpeakerBrain.fit_batch, "_fault_injection", False)
+    >>> getattr(FaultTolerantBrain.fit_batch, "_fault_injection", False)
     True
     """
-    import speechbrain as sb
-
+    from speechbrain_ext.training.fault_tolerant_brain import (
+        FaultTolerantBrain,
+    )
     from speechbrain_ext.training.safe_checkpointer import SafeCheckpointer
-    from speechbrain_ext.training.speaker_brain import SpeakerBrain
 
-    if getattr(SpeakerBrain.fit_batch, "_fault_injection", False):
+    if getattr(FaultTolerantBrain.fit_batch, "_fault_injection", False):
         return
-    fit_batch = SpeakerBrain.fit_batch
-    compute_objectives = SpeakerBrain.compute_objectives
+    fit_batch = FaultTolerantBrain.fit_batch
     save_checkpoint = SafeCheckpointer.save_checkpoint
 
     @functools.wraps(fit_batch)
     def faulty_fit_batch(self, batch):
         maybe_kill_at_step(self.optimizer_step)
-        self._fault_nan_loss = nan_batch(self._epoch or 0, self.step)
-        return fit_batch(self, batch)
-
-    @functools.wraps(compute_objectives)
-    def faulty_compute_objectives(self, predictions, batch, stage):
-        if stage != sb.Stage.TRAIN or not getattr(self, "_fault_nan_loss", 0):
-            return compute_objectives(self, predictions, batch, stage)
-        # The loss turns NaN where the recipe computes it, so the batch is
+        if not nan_batch(self._epoch or 0, self.step):
+            return fit_batch(self, batch)
+        # The loss turns NaN where the recipe computes it (its
+        # compute_objectives calls hparams.compute_cost), so the batch is
         # treated as any non-finite one (left out of the epoch's sums).
         cost = self.hparams.compute_cost
         self.hparams.compute_cost = _NanCost(cost)
         try:
-            return compute_objectives(self, predictions, batch, stage)
+            return fit_batch(self, batch)
         finally:
             self.hparams.compute_cost = cost
 
@@ -231,11 +228,9 @@ def install():
             )
         return save_checkpoint(self, *args, **kwargs)
 
-    for wrapper in (faulty_fit_batch, faulty_compute_objectives,
-                    faulty_save_checkpoint):
+    for wrapper in (faulty_fit_batch, faulty_save_checkpoint):
         wrapper._fault_injection = True
-    SpeakerBrain.fit_batch = faulty_fit_batch
-    SpeakerBrain.compute_objectives = faulty_compute_objectives
+    FaultTolerantBrain.fit_batch = faulty_fit_batch
     SafeCheckpointer.save_checkpoint = faulty_save_checkpoint
 
 

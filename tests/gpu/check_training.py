@@ -2,8 +2,8 @@
 
 For the demo-sized and the full-size (official) MR-RawNet, and each of
 fp32, bf16 (autocast) and fp16 (autocast with SpeechBrain's gradient
-scaler), a :class:`~speechbrain_ext.training.speaker_brain.SpeakerBrain` takes a
-few ``fit_batch`` steps on two fixed batches of tone speakers
+scaler), the training recipe's ``SpeakerBrain`` takes a few ``fit_batch``
+steps on two fixed batches of tone speakers
 (:mod:`tone_corpus`); the loss must be finite and fall. Then the step
 after is made non-finite through the recipe's own fault hook
 (``MRRAWNET_FAULT_NAN_BATCHES``, ``tests/fault_injection.py``),
@@ -24,6 +24,7 @@ Authors
 
 import os
 import statistics
+import sys
 import time
 
 import speechbrain as sb
@@ -116,7 +117,11 @@ def make_brain(model_kwargs, n_classes, device, precision, lr,
     from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
 
     from speechbrain_ext.lobes.mr_rawnet import MRRawNet
-    from speechbrain_ext.training.speaker_brain import SpeakerBrain
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from recipe_modules import training_recipe
+
+    SpeakerBrain = training_recipe().SpeakerBrain
 
     emulate = precision == "fp16" and not str(device).startswith("cuda")
     torch.manual_seed(0)

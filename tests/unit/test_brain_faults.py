@@ -19,6 +19,7 @@ import shutil
 import pytest
 import speechbrain as sb
 import torch
+from recipe_modules import training_recipe
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
@@ -31,7 +32,6 @@ from speechbrain_ext.training.safe_checkpointer import (
     SafeCheckpointer,
     UnsafeCheckpointError,
 )
-from speechbrain_ext.training.speaker_brain import SpeakerBrain
 
 
 class Tiny(torch.nn.Module):
@@ -60,7 +60,7 @@ class CountingScheduler:
 
 def make_brain(**run_opts):
     torch.manual_seed(0)
-    brain = SpeakerBrain(
+    brain = training_recipe().SpeakerBrain(
         modules={
             "embedding_model": Tiny(),
             "classifier": Classifier(3, out_neurons=3),
