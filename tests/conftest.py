@@ -76,28 +76,36 @@ def converted(official_fixture, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    """Training-test corpus: 8 training and 2 test speakers, 12 utterances
-    of 1-2 s each, with small noise and RIR sets (shared by the training
-    tests; tests that damage files work on a copy)."""
+def synthetic_corpus(tmp_path_factory):
+    """The one corpus fixture: ``synthetic_corpus(**options)`` generates a
+    synthetic corpus once per session for each set of
+    :func:`~speechbrain_ext.synthetic.generate_corpus` options and returns
+    its info (``paths``, speakers, ...); tests that damage files work on
+    a copy."""
     from speechbrain_ext.synthetic import generate_corpus
 
-    info = generate_corpus(
-        str(tmp_path_factory.mktemp("corpus") / "corpus"),
-        n_train_speakers=8,
-        n_test_speakers=2,
-        utts_per_speaker=12,
-        seed=1,
-        min_duration=1.0,
-        max_duration=2.0,
-        n_noise=3,
-        n_music=2,
-        n_speech=4,
-        n_rooms=1,
-        rirs_per_room=2,
-        progress=False,
-    )
-    return info["paths"]
+    made = {}
+
+    def make(**options):
+        key = tuple(sorted(options.items()))
+        if key not in made:
+            out = tmp_path_factory.mktemp("corpus") / "corpus"
+            made[key] = generate_corpus(str(out), progress=False, **options)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def corpus(synthetic_corpus):
+    """Training-test corpus: 8 training and 2 test speakers, 12 utterances
+    of 1-2 s each, with small noise and RIR sets (shared by the training
+    tests)."""
+    return synthetic_corpus(
+        n_train_speakers=8, n_test_speakers=2, utts_per_speaker=12, seed=1,
+        min_duration=1.0, max_duration=2.0, n_noise=3, n_music=2,
+        n_speech=4, n_rooms=1, rirs_per_room=2,
+    )["paths"]
 
 
 @pytest.fixture(scope="session")

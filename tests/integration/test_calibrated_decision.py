@@ -71,17 +71,14 @@ def trained(corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def heldout(tmp_path_factory):
+def heldout(tmp_path_factory, synthetic_corpus):
     """32 unseen speakers x 6 utterances: development and held-out lists
     of 16 speakers each."""
-    from speechbrain_ext.synthetic import generate_corpus
-
     root = tmp_path_factory.mktemp("heldout")
-    info = generate_corpus(
-        str(root / "corpus"), n_train_speakers=0, n_test_speakers=32,
-        utts_per_speaker=6, seed=7, min_duration=1.0, max_duration=2.0,
-        n_noise=1, n_music=1, n_speech=1, n_rooms=1, rirs_per_room=1,
-        progress=False,
+    info = synthetic_corpus(
+        n_train_speakers=0, n_test_speakers=32, utts_per_speaker=6, seed=7,
+        min_duration=1.0, max_duration=2.0, n_noise=1, n_music=1,
+        n_speech=1, n_rooms=1, rirs_per_room=1,
     )
     wav = info["paths"]["wav_dir"]
     utts = {}

@@ -33,7 +33,6 @@ from speechbrain_ext.scoring.trials import (
     TrialListError,
     centre_crop,
 )
-from speechbrain_ext.synthetic import generate_corpus
 from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -50,16 +49,13 @@ def _load_recipe():
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(synthetic_corpus):
     """A small synthetic corpus: 2 cohort speakers, 3 test speakers."""
-    out = tmp_path_factory.mktemp("corpus")
-    info = generate_corpus(
-        str(out), n_train_speakers=2, n_test_speakers=3, utts_per_speaker=3,
+    return synthetic_corpus(
+        n_train_speakers=2, n_test_speakers=3, utts_per_speaker=3,
         sessions_per_speaker=2, seed=5, min_duration=1.0, max_duration=3.0,
         n_noise=1, n_music=1, n_speech=1, n_rooms=1, rirs_per_room=1,
-        progress=False,
     )
-    return info
 
 
 def _tiny_folder(path, seed):

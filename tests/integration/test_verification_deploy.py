@@ -14,21 +14,18 @@ from speechbrain_ext.scoring.calibration import (
     CALIBRATION_FILE,
     LogisticCalibration,
 )
-from speechbrain_ext.synthetic import generate_corpus
 
 RECIPE = ROOT / "recipes" / "speaker_verification_cosine.py"
 DEMO_YAML = ROOT / "hparams" / "verification_demo.yaml"
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    info = generate_corpus(
-        str(tmp_path_factory.mktemp("deploy_corpus")), n_train_speakers=0,
-        n_test_speakers=3, utts_per_speaker=3, sessions_per_speaker=2,
-        seed=8, min_duration=1.0, max_duration=2.5, n_noise=1, n_music=1,
-        n_speech=1, n_rooms=1, rirs_per_room=1, progress=False,
-    )
-    return info["paths"]
+def corpus(synthetic_corpus):
+    return synthetic_corpus(
+        n_train_speakers=0, n_test_speakers=3, utts_per_speaker=3,
+        sessions_per_speaker=2, seed=8, min_duration=1.0, max_duration=2.5,
+        n_noise=1, n_music=1, n_speech=1, n_rooms=1, rirs_per_room=1,
+    )["paths"]
 
 
 def run_recipe(corpus, model, out, *extra):

@@ -79,25 +79,15 @@ def white_sets(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def synthetic_sets(tmp_path_factory):
+def synthetic_sets(tmp_path_factory, synthetic_corpus):
     """The synthetic MUSAN/RIR sets, prepared offline into CSVs."""
     from speechbrain_ext.augment.prepare import prepare_augmentation
-    from speechbrain_ext.synthetic import generate_corpus
 
     root = tmp_path_factory.mktemp("synthetic")
-    info = generate_corpus(
-        str(root / "corpus"),
-        0,
-        2,
-        2,
-        seed=5,
-        max_duration=1.5,
-        n_noise=2,
-        n_music=2,
-        n_speech=3,
-        n_rooms=1,
+    info = synthetic_corpus(
+        n_train_speakers=0, n_test_speakers=2, utts_per_speaker=2, seed=5,
+        max_duration=1.5, n_noise=2, n_music=2, n_speech=3, n_rooms=1,
         rirs_per_room=2,
-        progress=False,
     )
     csvs = prepare_augmentation(
         str(root / "prepared"),

@@ -174,14 +174,11 @@ def test_fit_qmf_refuses_a_list_sharing_speakers(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from speechbrain_ext.synthetic import generate_corpus
-
-    info = generate_corpus(
-        str(tmp_path_factory.mktemp("qmf_corpus")), n_train_speakers=4,
-        n_test_speakers=2, utts_per_speaker=3, sessions_per_speaker=2,
-        seed=11, min_duration=1.0, max_duration=1.5, n_noise=1, n_music=1,
-        n_speech=1, n_rooms=1, rirs_per_room=1, progress=False,
+def corpus(synthetic_corpus):
+    info = synthetic_corpus(
+        n_train_speakers=4, n_test_speakers=2, utts_per_speaker=3,
+        sessions_per_speaker=2, seed=11, min_duration=1.0, max_duration=1.5,
+        n_noise=1, n_music=1, n_speech=1, n_rooms=1, rirs_per_room=1,
     )
     root = pathlib.Path(info["paths"]["root"])
     rows = [
