@@ -48,7 +48,7 @@ from speechbrain_ext.scoring.calibration_metrics import (
     cllr,
     min_cllr,
 )
-from speechbrain_ext.scoring.metrics import compute_eer
+from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
 
 __all__ = ["calibrate_folder", "fit_calibration", "main", "model_card_section"]
 

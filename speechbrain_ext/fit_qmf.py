@@ -49,7 +49,7 @@ import numpy as np
 from speechbrain_ext.pretrained import sha256_of, state_digest
 from speechbrain_ext.scoring import extract, qmf, verify
 from speechbrain_ext.scoring.calibration_metrics import cllr, min_cllr
-from speechbrain_ext.scoring.metrics import compute_eer
+from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
 
 __all__ = ["calibration_cohort", "fit_qmf_folder", "main"]
 

@@ -362,7 +362,7 @@ def fit_qmf(features, labels, info=None):
     (True, True)
     """
     from speechbrain_ext.scoring.calibration_metrics import cllr, min_cllr
-    from speechbrain_ext.scoring.metrics import compute_eer
+    from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
 
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)

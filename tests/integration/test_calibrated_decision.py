@@ -33,7 +33,7 @@ from speechbrain_ext.scoring.calibration import (
 )
 from speechbrain_ext.scoring.calibration_metrics import actual_dcf
 from speechbrain_ext.scoring.extract import read_waveform
-from speechbrain_ext.scoring.metrics import compute_min_dcf
+from speechbrain_ext.scoring.speechbrain_metrics import compute_min_dcf
 
 
 def jackknife_sd_p_fa(trial_list, accepted):

@@ -18,7 +18,7 @@ from speechbrain_ext.pretrained import write_pretrained_folder
 from speechbrain_ext.scoring import qmf, qmf_trials
 from speechbrain_ext.scoring.calibration import LogisticCalibration
 from speechbrain_ext.scoring.calibration_metrics import cllr
-from speechbrain_ext.scoring.metrics import compute_eer
+from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
 from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
