@@ -228,7 +228,7 @@ def export_onnx_once(pretrained, onnx_path):
     """
     from speechbrain_ext.export_onnx import check_onnx
     from speechbrain_ext.onnx_runtime import OnnxEmbeddingModel
-    from speechbrain_ext.scoring.extract import load_embedding_model
+    from speechbrain_ext.scoring.model_loading import load_embedding_model
 
     digest = state_digest(os.path.join(pretrained, "embedding_model.ckpt"))
     state = "exported"

@@ -54,11 +54,24 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isdir(os.path.join(_ROOT, "speechbrain_ext")):
     sys.path.insert(0, _ROOT)
 
-from speechbrain_ext.scoring import extract, report, verify  # noqa: E402
+from speechbrain_ext.scoring import (  # noqa: E402
+    batching,
+    embedding_cache,
+    extract,
+    model_loading,
+    report,
+    trial_lists,
+    trial_scores,
+    verify,
+)
 from speechbrain_ext.scoring.plots import plot_det  # noqa: E402
 from speechbrain_ext.scoring.qmf import (  # noqa: E402
     MAX_DURATION,
     condition_features,
+)
+from speechbrain_ext.scoring.views import (  # noqa: E402
+    condition_views,
+    view_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -108,13 +121,13 @@ def read_inputs(hparams, progress=True):
     rate = hparams["sample_rate"]
     outside = hparams["allow_paths_outside_data_folder"]
     audio_folder = hparams.get("audio_folder") or (
-        verify.default_audio_folder(hparams["data_folder"])
+        trial_lists.default_audio_folder(hparams["data_folder"])
     )
-    specs = verify.trial_specs(
+    specs = trial_lists.trial_specs(
         hparams["trial_lists"], hparams["data_folder"], audio_folder
     )
-    lists = verify.load_trial_lists(specs, outside)
-    views = extract.condition_views(hparams["conditions"], rate)
+    lists = trial_lists.load_trial_lists(specs, outside)
+    views = condition_views(hparams["conditions"], rate)
     cohort, cohort_view = [], None
     if hparams["score_norm"] == "as-norm":
         if not hparams.get("cohort_file"):
@@ -175,7 +188,7 @@ def compute_embeddings(hparams, inputs, run_opts, folder):
     meta : dict
         Model and device description for the results.
     """
-    model, checkpoint, config = extract.load_embedding_model(folder)
+    model, checkpoint, config = model_loading.load_embedding_model(folder)
     device = pick_device(run_opts["device"])
     precision = run_opts["eval_precision"]
     onnx_model = hparams.get("onnx_model")
@@ -192,16 +205,16 @@ def compute_embeddings(hparams, inputs, run_opts, folder):
         config += f"\n# onnxruntime model sha256 {sha256_of(onnx_model)}\n"
         logger.info("Embeddings from %s (onnxruntime)", onnx_model)
     logger.info("Model %s on %s (%s)", folder, device, precision)
-    key = extract.cache_key(
+    key = embedding_cache.cache_key(
         checkpoint, config, inputs["views"], hparams["sample_rate"], precision
     )
     # One run at a time per cache (a second one stops, naming the first).
-    cache = extract.EmbeddingCache(
+    cache = embedding_cache.EmbeddingCache(
         hparams["cache_folder"], key,
         info={"pretrained": folder, "conditions": inputs["views"]},
         lock=True,
     )
-    embedder = extract.BatchedEmbedder(
+    embedder = batching.BatchedEmbedder(
         model, device, hparams["batch_size"], hparams["max_batch_seconds"],
         hparams["sample_rate"], precision,
     )
@@ -365,17 +378,19 @@ def score_lists(hparams, inputs, embeddings, calibration=None, qmf=None):
     p_targets = hparams["p_targets"]
     normaliser = None
     if inputs["cohort"]:
-        view = extract.view_name(inputs["cohort_view"])
+        view = view_name(inputs["cohort_view"])
         cohort = [embeddings[(p, view)] for p in inputs["cohort"]]
-        normaliser = verify.CohortNormaliser(cohort, hparams["cohort_topk"])
+        normaliser = trial_scores.CohortNormaliser(
+            cohort, hparams["cohort_topk"]
+        )
     rows = []
     for loaded in inputs["lists"]:
         name, t = loaded.spec.name, loaded.trials
         positive, negative = t.labels == 1, t.labels == 0
         det, hist = {}, {}
         for condition, crop in inputs["views"].items():
-            enrol, test = verify.trial_keys(loaded, crop)
-            scored = {"cosine": verify.cosine_trial_scores(
+            enrol, test = trial_scores.trial_keys(loaded, crop)
+            scored = {"cosine": trial_scores.cosine_trial_scores(
                 enrol, test, embeddings)}
             if normaliser is not None:
                 scored["as-norm"] = normaliser(
@@ -441,7 +456,7 @@ def main(argv=None):
         hparams["output_folder"], hyperparams_to_save=hparams_file,
         overrides=overrides, save_env_desc=hparams["save_env_desc"],
     )
-    folder = extract.resolve_pretrained_folder(hparams["pretrained_path"])
+    folder = model_loading.resolve_pretrained_folder(hparams["pretrained_path"])
     inputs = read_inputs(hparams, progress=not run_opts["noprogressbar"])
     embeddings, meta = compute_embeddings(hparams, inputs, run_opts, folder)
     calibration = load_calibration(hparams, folder, inputs["lists"])

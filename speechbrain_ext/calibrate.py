@@ -37,7 +37,14 @@ import numpy as np
 
 from speechbrain_ext.atomic_files import atomic_write_text
 from speechbrain_ext.pretrained import sha256_of
-from speechbrain_ext.scoring import extract, verify
+from speechbrain_ext.scoring import (
+    embedding_cache,
+    extract,
+    model_loading,
+    trial_lists,
+    trial_scores,
+    verify,
+)
 from speechbrain_ext.scoring.calibration import (
     CALIBRATION_FILE,
     LogisticCalibration,
@@ -48,7 +55,7 @@ from speechbrain_ext.scoring.calibration_metrics import (
     cllr,
     min_cllr,
 )
-from speechbrain_ext.scoring.metrics import compute_eer
+from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
 
 __all__ = ["calibrate_folder", "fit_calibration", "main", "model_card_section"]
 
@@ -212,23 +219,25 @@ def calibrate_folder(pretrained, trial_list, audio_folder=None,
     trial_list = os.path.abspath(trial_list)
     if audio_folder is None:
         audio_folder = os.path.dirname(trial_list)
-    spec = verify.TrialSpec("dev", trial_list, os.path.abspath(audio_folder))
-    [loaded] = verify.load_trial_lists([spec], allow_outside)
+    spec = trial_lists.TrialSpec(
+        "dev", trial_list, os.path.abspath(audio_folder)
+    )
+    [loaded] = trial_lists.load_trial_lists([spec], allow_outside)
     needs = verify.embedding_needs([loaded], [None])
     stamps, lengths = verify.audio_lengths(needs, 16000, 4, progress)
     embedder, identity = load_embedder(
         pretrained, device, batch_size, max_batch_seconds, onnx
     )
-    key = extract.cache_key(
+    key = embedding_cache.cache_key(
         identity["checkpoint"], identity["config"], {"full": None}
     )
     with tempfile.TemporaryDirectory() as tmp:
-        cache = extract.EmbeddingCache(cache_folder or tmp, key)
+        cache = embedding_cache.EmbeddingCache(cache_folder or tmp, key)
         embeddings = extract.extract_embeddings(
             embedder, cache, needs, lengths, stamps, progress=progress,
         )
-    enrol, test = verify.trial_keys(loaded, None)
-    scores = verify.cosine_trial_scores(enrol, test, embeddings)
+    enrol, test = trial_scores.trial_keys(loaded, None)
+    scores = trial_scores.cosine_trial_scores(enrol, test, embeddings)
     cal = fit_calibration(
         scores, loaded.trials.labels, p_target,
         info={
@@ -295,7 +304,7 @@ def main(argv=None):
         f"decision at P_target {info['decision_p_target']:g}: LLR > "
         f"{info['decision_threshold_llr']:.3f} (cosine > "
         f"{info['decision_threshold_cosine']:.4f})\n"
-        f"written: {os.path.join(extract.resolve_pretrained_folder(args.pretrained), CALIBRATION_FILE)}"  # noqa: E501
+        f"written: {os.path.join(model_loading.resolve_pretrained_folder(args.pretrained), CALIBRATION_FILE)}"  # noqa: E501
     )
     return 0
 

@@ -18,7 +18,7 @@ Output, in ``<out folder>``:
 * ``summary.json``: counts, the model, the view, and every skipped file
   with the reason;
 * ``cache/``: the verification recipe's embedding cache
-  (:class:`~speechbrain_ext.scoring.extract.EmbeddingCache`).
+  (:class:`~speechbrain_ext.scoring.embedding_cache.EmbeddingCache`).
 
 ``.npy`` + ``keys.txt`` rather than ``.npz``: the matrix can be
 memory-mapped (``np.load(path, mmap_mode="r")``) and the keys read by any
@@ -47,8 +47,15 @@ import soundfile as sf
 import torch
 
 from speechbrain_ext.atomic_files import atomic_write, atomic_write_text
-from speechbrain_ext.scoring import extract
+from speechbrain_ext.scoring import (
+    audio_files,
+    batching,
+    embedding_cache,
+    extract,
+    model_loading,
+)
 from speechbrain_ext.scoring.verify import MIN_SAMPLES
+from speechbrain_ext.scoring.views import view_name
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -169,8 +176,8 @@ def load_embedder(pretrained, device="cpu", batch_size=16,
     >>> embedder([torch.randn(4000), torch.randn(1000)]).shape
     (2, 4)
     """
-    folder = extract.resolve_pretrained_folder(pretrained)
-    model, checkpoint, config = extract.load_embedding_model(folder)
+    folder = model_loading.resolve_pretrained_folder(pretrained)
+    model, checkpoint, config = model_loading.load_embedding_model(folder)
     if onnx is not None:
         from speechbrain_ext.onnx_runtime import OnnxEmbeddingModel
         from speechbrain_ext.pretrained import sha256_of
@@ -179,7 +186,7 @@ def load_embedder(pretrained, device="cpu", batch_size=16,
             raise ValueError("ONNX models run on the CPU here: --device cpu")
         model = OnnxEmbeddingModel(onnx, threads=threads)
         config += f"\n# onnxruntime model sha256 {sha256_of(onnx)}\n"
-    embedder = extract.BatchedEmbedder(
+    embedder = batching.BatchedEmbedder(
         model, device, batch_size, max_batch_seconds
     )
     return embedder, {
@@ -229,20 +236,20 @@ def embed_files(embedder, identity, paths, cache_root, crop=None,
             continue
         lengths[path] = probed
         stamps[path] = (int(st.st_size), int(st.st_mtime_ns))
-    views = {extract.view_name(crop): crop}
-    key = extract.cache_key(
+    views = {view_name(crop): crop}
+    key = embedding_cache.cache_key(
         identity["checkpoint"], identity["config"], views, rate,
         embedder.precision,
     )
-    cache = extract.EmbeddingCache(
+    cache = embedding_cache.EmbeddingCache(
         cache_root, key, info={"pretrained": identity["folder"],
-                               "view": extract.view_name(crop)},
+                               "view": view_name(crop)},
     )
 
     def read(path):
-        wav = extract.read_waveform(path, rate)
+        wav = audio_files.read_waveform(path, rate)
         if crop is None and wav.shape[0] < MIN_SAMPLES:
-            raise extract.AudioFileError(
+            raise audio_files.AudioFileError(
                 f"audio file {path} is shorter than {MIN_SAMPLES} samples "
                 f"at {rate} Hz ({wav.shape[0]})"
             )
@@ -255,7 +262,7 @@ def embed_files(embedder, identity, paths, cache_root, crop=None,
         read_fn=read, failed=failed,
     )
     skipped.update(failed)
-    view = extract.view_name(crop)
+    view = view_name(crop)
     return {p: out[(p, view)] for p in lengths if p not in failed}, skipped
 
 
@@ -363,7 +370,7 @@ def main(argv=None):
     summary = {
         "pretrained": identity["folder"],
         "onnx": os.path.abspath(args.onnx) if args.onnx else None,
-        "view": extract.view_name(crop),
+        "view": view_name(crop),
         "n_files": len(items),
         "n_embedded": len(done),
         "n_skipped": len(skipped),

@@ -441,7 +441,7 @@ def export_onnx(pretrained, out_path, opset=OPSET, check=True):
         ``pretrained`` (the folder).
     """
     from speechbrain_ext.pretrained import state_digest
-    from speechbrain_ext.scoring.extract import (
+    from speechbrain_ext.scoring.model_loading import (
         load_embedding_model,
         resolve_pretrained_folder,
     )

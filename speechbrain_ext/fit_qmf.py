@@ -47,9 +47,18 @@ import time
 import numpy as np
 
 from speechbrain_ext.pretrained import sha256_of, state_digest
-from speechbrain_ext.scoring import extract, qmf, verify
+from speechbrain_ext.scoring import (
+    embedding_cache,
+    extract,
+    model_loading,
+    qmf,
+    trial_lists,
+    trial_scores,
+    verify,
+)
 from speechbrain_ext.scoring.calibration_metrics import cllr, min_cllr
-from speechbrain_ext.scoring.metrics import compute_eer
+from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
+from speechbrain_ext.scoring.views import condition_views, view_name
 
 __all__ = ["calibration_cohort", "fit_qmf_folder", "main"]
 
@@ -206,9 +215,9 @@ def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
     speakers = qmf.list_speakers(trial_list)
     qmf.check_disjoint(speakers, f"the calibration list {trial_list}",
                        exclude)
-    spec = verify.TrialSpec("qmf", trial_list, audio_folder)
-    [loaded] = verify.load_trial_lists([spec], allow_outside)
-    views = extract.condition_views(list(conditions), SAMPLE_RATE)
+    spec = trial_lists.TrialSpec("qmf", trial_list, audio_folder)
+    [loaded] = trial_lists.load_trial_lists([spec], allow_outside)
+    views = condition_views(list(conditions), SAMPLE_RATE)
     kept, left_out = calibration_cohort(
         cohort_file, audio_folder, speakers, cohort_size, cohort_seed,
         allow_outside,
@@ -226,16 +235,16 @@ def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
     stamps, lengths = verify.audio_lengths(needs, SAMPLE_RATE, 4, progress)
     embedder, identity = load_embedder(pretrained, device, batch_size,
                                        max_batch_seconds)
-    key = extract.cache_key(identity["checkpoint"], identity["config"],
+    key = embedding_cache.cache_key(identity["checkpoint"], identity["config"],
                             views, SAMPLE_RATE, "fp32")
     with tempfile.TemporaryDirectory() as tmp:
-        with extract.EmbeddingCache(cache_folder or tmp, key,
+        with embedding_cache.EmbeddingCache(cache_folder or tmp, key,
                                     lock=True) as cache:
             embeddings = extract.extract_embeddings(
                 embedder, cache, needs, lengths, stamps, progress=progress,
             )
-    view = extract.view_name(cohort_view)
-    normaliser = verify.CohortNormaliser(
+    view = view_name(cohort_view)
+    normaliser = trial_scores.CohortNormaliser(
         [embeddings[(p, view)] for p in kept], int(topk))
     features, per_condition = [], {}
     for condition, crop in views.items():
@@ -345,7 +354,7 @@ def main(argv=None):
     weights = ", ".join(
         f"{n} {w:+.4f}" for n, w in zip(model.features, model.weights,
                                          strict=True))
-    folder = extract.resolve_pretrained_folder(args.pretrained)
+    folder = model_loading.resolve_pretrained_folder(args.pretrained)
     print(
         f"QMF: LLR = {weights}, bias {model.bias:+.4f} "
         f"({info['n_trials']} trials over {len(info['conditions'])} "

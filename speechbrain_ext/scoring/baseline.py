@@ -12,13 +12,10 @@ Authors
 
 import torch
 
-from speechbrain_ext.scoring.extract import (
-    condition_views,
-    full_length_view,
-    read_waveform,
-)
+from speechbrain_ext.scoring.audio_files import read_waveform
 from speechbrain_ext.scoring.metrics import compute_metrics
 from speechbrain_ext.scoring.trials import centre_crop
+from speechbrain_ext.scoring.views import condition_views, full_length_view
 
 
 class MFCCStatsEmbedder:

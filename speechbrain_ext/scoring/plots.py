@@ -13,11 +13,11 @@ import os
 
 import numpy as np
 
-from speechbrain_ext.scoring.metrics import (
+from speechbrain_ext.scoring.operating_points import (
     _as_scores,
-    _eer_from_points,
     operating_points,
 )
+from speechbrain_ext.scoring.speechbrain_metrics import _eer_from_points
 
 __all__ = ["det_points", "plot_det", "plot_score_histogram"]
 

@@ -15,7 +15,7 @@ over the features :data:`QMF_FEATURES`:
   shorter file tiles it and adds no speech);
 * ``min_cohort_mean`` and ``max_cohort_mean``: the smaller and the larger
   of the two sides' top-k cohort-score means (the AS-norm statistics of
-  :class:`~speechbrain_ext.scoring.verify.CohortNormaliser`).
+  :class:`~speechbrain_ext.scoring.trial_scores.CohortNormaliser`).
 
 Taking the minimum and maximum of each measure makes the features
 symmetric: swapping enrolment and test gives the same features. The log
@@ -37,12 +37,12 @@ import os
 
 import numpy as np
 
-from speechbrain_ext.scoring import verify
+from speechbrain_ext.scoring import trial_scores
 from speechbrain_ext.scoring.calibration import (
     CalibrationError,
     LogisticCalibration,
 )
-from speechbrain_ext.scoring.extract import FULL_LENGTH_MULTIPLE
+from speechbrain_ext.scoring.views import FULL_LENGTH_MULTIPLE
 
 __all__ = [
     "MAX_DURATION",
@@ -184,10 +184,11 @@ def used_durations(loaded, crop_length, lengths, sample_rate=16000):
 
     Example
     -------
+    >>> from speechbrain_ext.scoring.trial_lists import LoadedList, TrialSpec
     >>> from speechbrain_ext.scoring.trials import parse_trials
     >>> t = parse_trials(["1 a b", "0 a c"])
-    >>> ll = verify.LoadedList(verify.TrialSpec("t", "t", "/"), t,
-    ...                        ["a", "a"], ["b", "c"])
+    >>> ll = LoadedList(TrialSpec("t", "t", "/"), t,
+    ...                 ["a", "a"], ["b", "c"])
     >>> lengths = {"a": 48000, "b": 8000, "c": 64000}
     >>> [x.tolist() for x in used_durations(ll, 16640, lengths)]
     [[3.0, 3.0], [0.5, 1.04]]
@@ -229,20 +230,21 @@ def condition_features(loaded, crop_length, embeddings, lengths, normaliser,
 
     Example
     -------
+    >>> from speechbrain_ext.scoring.trial_lists import LoadedList, TrialSpec
     >>> from speechbrain_ext.scoring.trials import parse_trials
     >>> t = parse_trials(["1 a b", "0 a c"])
-    >>> ll = verify.LoadedList(verify.TrialSpec("t", "t", "/"), t,
-    ...                        ["a", "a"], ["b", "c"])
+    >>> ll = LoadedList(TrialSpec("t", "t", "/"), t,
+    ...                 ["a", "a"], ["b", "c"])
     >>> emb = {("a", "full"): [1.0, 0.1], ("b", "full"): [0.9, 0.2],
     ...        ("c", "full"): [-0.2, 1.0]}
-    >>> norm = verify.CohortNormaliser([[1, 0], [0, 1], [1, 1]], topk=2)
+    >>> norm = trial_scores.CohortNormaliser([[1, 0], [0, 1], [1, 1]], topk=2)
     >>> lengths = {"a": 32000, "b": 16000, "c": 16000}
     >>> s, f = condition_features(ll, None, emb, lengths, norm)
     >>> f.shape, bool(s[0] > s[1]), f[0, 1:3].round(3).tolist()
     ((2, 5), True, [0.0, 0.693])
     """
-    enrol, test = verify.trial_keys(loaded, crop_length)
-    raw = verify.cosine_trial_scores(enrol, test, embeddings)
+    enrol, test = trial_scores.trial_keys(loaded, crop_length)
+    raw = trial_scores.cosine_trial_scores(enrol, test, embeddings)
     scores = normaliser(raw, enrol, test, embeddings)
     d_e, d_t = used_durations(loaded, crop_length, lengths, sample_rate)
     features = quality_features(
@@ -362,7 +364,7 @@ def fit_qmf(features, labels, info=None):
     (True, True)
     """
     from speechbrain_ext.scoring.calibration_metrics import cllr, min_cllr
-    from speechbrain_ext.scoring.metrics import compute_eer
+    from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
 
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)

@@ -39,14 +39,14 @@ sys.path.insert(
 
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet  # noqa: E402
 from speechbrain_ext.pretrained import OFFICIAL_MODEL_KWARGS  # noqa: E402
-from speechbrain_ext.scoring.extract import (  # noqa: E402
+from speechbrain_ext.scoring.audio_files import file_stamps  # noqa: E402
+from speechbrain_ext.scoring.batching import (  # noqa: E402
     BatchedEmbedder,
-    EmbeddingCache,
-    condition_views,
-    extract_embeddings,
-    file_stamps,
     plan_batches,
 )
+from speechbrain_ext.scoring.embedding_cache import EmbeddingCache  # noqa: E402
+from speechbrain_ext.scoring.extract import extract_embeddings  # noqa: E402
+from speechbrain_ext.scoring.views import condition_views  # noqa: E402
 
 RATE = 16000
 

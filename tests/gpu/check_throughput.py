@@ -253,13 +253,11 @@ def extraction_rtf(ctx, rep, sz):
     from bench_extraction import voxceleb_like_durations, write_corpus
 
     from speechbrain_ext.lobes.mr_rawnet import MRRawNet
-    from speechbrain_ext.scoring.extract import (
-        BatchedEmbedder,
-        EmbeddingCache,
-        condition_views,
-        extract_embeddings,
-        file_stamps,
-    )
+    from speechbrain_ext.scoring.audio_files import file_stamps
+    from speechbrain_ext.scoring.batching import BatchedEmbedder
+    from speechbrain_ext.scoring.embedding_cache import EmbeddingCache
+    from speechbrain_ext.scoring.extract import extract_embeddings
+    from speechbrain_ext.scoring.views import condition_views
 
     folder = ctx.work / "extraction"
     folder.mkdir(exist_ok=True)

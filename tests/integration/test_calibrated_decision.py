@@ -27,13 +27,13 @@ from speechbrain_ext.calibrated_speaker import CalibratedSpeakerRecognition
 from speechbrain_ext.embed import embed_files, load_embedder
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import local_audio, write_pretrained_folder
+from speechbrain_ext.scoring.audio_files import read_waveform
 from speechbrain_ext.scoring.calibration import (
     CALIBRATION_FILE,
     bayes_threshold,
 )
 from speechbrain_ext.scoring.calibration_metrics import actual_dcf
-from speechbrain_ext.scoring.extract import read_waveform
-from speechbrain_ext.scoring.metrics import compute_min_dcf
+from speechbrain_ext.scoring.speechbrain_metrics import compute_min_dcf
 
 
 def jackknife_sd_p_fa(trial_list, accepted):

@@ -15,8 +15,9 @@ from conftest import ROOT, TINY_KWARGS
 from speechbrain_ext import embed
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import write_pretrained_folder
-from speechbrain_ext.scoring import extract
+from speechbrain_ext.scoring import audio_files, batching, model_loading
 from speechbrain_ext.scoring.trials import centre_crop
+from speechbrain_ext.scoring.views import full_length_view
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +58,9 @@ GOOD = ["e.WAV", "spk1/a.wav", "spk1/b.flac", "spk2/c.wav", "spk2/d.mp3"]
 
 def reference(folder, path, crop=None):
     """One-file PyTorch embedding, as the verification recipe computes it."""
-    model, _, _ = extract.load_embedding_model(folder)
-    wav = extract.read_waveform(str(path))
-    wav = extract.full_length_view(wav) if crop is None else centre_crop(
+    model, _, _ = model_loading.load_embedding_model(folder)
+    wav = audio_files.read_waveform(str(path))
+    wav = full_length_view(wav) if crop is None else centre_crop(
         wav, crop
     )
     with torch.no_grad():
@@ -108,7 +109,7 @@ def test_list_file_crop_and_resume(folder, audio, tmp_path, monkeypatch):
             "--batch_size=1", "--crop=0.5", "--num_workers=0"]
 
     # Interrupt the first run while the fourth file is read.
-    real_read, calls = extract.read_waveform, []
+    real_read, calls = audio_files.read_waveform, []
 
     def flaky(path, rate=16000):
         calls.append(path)
@@ -116,22 +117,22 @@ def test_list_file_crop_and_resume(folder, audio, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_read(path, rate)
 
-    monkeypatch.setattr(extract, "read_waveform", flaky)
+    monkeypatch.setattr(audio_files, "read_waveform", flaky)
     with pytest.raises(KeyboardInterrupt):
         embed.main(argv)
-    monkeypatch.setattr(extract, "read_waveform", real_read)
+    monkeypatch.setattr(audio_files, "read_waveform", real_read)
     cache = out / "cache"
     shards = [p for p in cache.rglob("shard-*.npz")]
     assert shards, "the embeddings computed before the interrupt were lost"
 
     forward = []
-    original = extract.BatchedEmbedder._forward
+    original = batching.BatchedEmbedder._forward
 
     def counting(self, wavs):
         forward.append(len(wavs))
         return original(self, wavs)
 
-    monkeypatch.setattr(extract.BatchedEmbedder, "_forward", counting)
+    monkeypatch.setattr(batching.BatchedEmbedder, "_forward", counting)
     assert embed.main(argv) == 0
     assert sum(forward) == 2  # only the files not embedded before
     keys, matrix, summary = read_out(out)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.scoring.extract import load_embedding_model
+from speechbrain_ext.scoring.model_loading import load_embedding_model
 
 pytest.importorskip("onnxruntime")
 

@@ -21,24 +21,30 @@ import torch
 
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import write_pretrained_folder
-from speechbrain_ext.scoring import extract, verify
-from speechbrain_ext.scoring.extract import (
-    AudioFileError,
-    BatchedEmbedder,
-    EmbeddingCache,
-    extract_embeddings,
+from speechbrain_ext.scoring import (
+    audio_files,
+    embedding_cache,
+    model_loading,
+    trial_lists,
+    trial_scores,
+    verify,
 )
+from speechbrain_ext.scoring.audio_files import AudioFileError
+from speechbrain_ext.scoring.batching import BatchedEmbedder
+from speechbrain_ext.scoring.embedding_cache import EmbeddingCache
+from speechbrain_ext.scoring.extract import extract_embeddings
 from speechbrain_ext.scoring.trials import (
     CONDITIONS,
     TrialListError,
     centre_crop,
 )
+from speechbrain_ext.scoring.views import condition_views
 from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "speaker_verification_cosine.py"
 DEMO_YAML = ROOT / "hparams" / "verification_demo.yaml"
-VIEWS = extract.condition_views(list(CONDITIONS))
+VIEWS = condition_views(list(CONDITIONS))
 
 
 def _load_recipe():
@@ -75,21 +81,21 @@ def model_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lists(corpus):
     paths = corpus["paths"]
-    specs = verify.trial_specs([paths["trials"]], paths["root"])
-    return verify.load_trial_lists(specs)
+    specs = trial_lists.trial_specs([paths["trials"]], paths["root"])
+    return trial_lists.load_trial_lists(specs)
 
 
 def _run(model_folder, lists, cache_root, batch_size=8, model_hook=None,
          flush_every=1, double=False):
     """Extracts every view of the lists; returns embeddings and embedder."""
-    model, ckpt, config = extract.load_embedding_model(model_folder)
+    model, ckpt, config = model_loading.load_embedding_model(model_folder)
     if double:
         model = model.double()
     if model_hook is not None:
         model = model_hook(model)
     needs = verify.embedding_needs(lists, VIEWS.values())
     stamps, lengths = verify.audio_lengths(needs, workers=2)
-    key = extract.cache_key(ckpt, config, VIEWS)
+    key = embedding_cache.cache_key(ckpt, config, VIEWS)
     cache = EmbeddingCache(cache_root, key)
     embedder = BatchedEmbedder(model, batch_size=batch_size,
                                max_batch_seconds=30)
@@ -104,8 +110,8 @@ def _scores(lists, emb):
     out = {}
     for loaded in lists:
         for cond, crop in VIEWS.items():
-            enrol, test = verify.trial_keys(loaded, crop)
-            out[(loaded.spec.name, cond)] = verify.cosine_trial_scores(
+            enrol, test = trial_scores.trial_keys(loaded, crop)
+            out[(loaded.spec.name, cond)] = trial_scores.cosine_trial_scores(
                 enrol, test, emb
             )
     return out
@@ -230,7 +236,9 @@ KILLER = textwrap.dedent(
 
 def lists_for(trials, data_folder):
     """Loaded lists of one trial file (used by the killed subprocess)."""
-    return verify.load_trial_lists(verify.trial_specs([trials], data_folder))
+    return trial_lists.load_trial_lists(
+        trial_lists.trial_specs([trials], data_folder)
+    )
 
 
 def test_resume_after_kill9_matches_uninterrupted(model_folder, lists,
@@ -554,7 +562,7 @@ def test_missing_and_corrupt_audio(recipe, corpus, tmp_path):
     with pytest.raises(AudioFileError, match=r"unreadable: .*broken\.wav"):
         recipe.read_inputs(hp)
     with pytest.raises(AudioFileError, match=r"broken\.wav"):
-        extract.read_waveform(str(data / "spk" / "s" / "broken.wav"))
+        audio_files.read_waveform(str(data / "spk" / "s" / "broken.wav"))
     # Too short for a full-length embedding: named up front.
     sf.write(data / "spk" / "s" / "broken.wav", np.zeros(100), 16000)
     with pytest.raises(AudioFileError, match=r"too short.*broken\.wav"):
@@ -563,9 +571,9 @@ def test_missing_and_corrupt_audio(recipe, corpus, tmp_path):
 
 def test_bad_pretrained_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        extract.resolve_pretrained_folder(tmp_path / "missing")
+        model_loading.resolve_pretrained_folder(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="training output folder"):
-        extract.resolve_pretrained_folder(tmp_path)
+        model_loading.resolve_pretrained_folder(tmp_path)
 
 
 def test_cohort_normaliser_matches_as_norm():
@@ -577,8 +585,8 @@ def test_cohort_normaliser_matches_as_norm():
     cohort = rng.normal(size=(30, 6))
     enrol = [(f"u{i % 4}", "full") for i in range(20)]
     test = [(f"u{4 + i % 4}", "crop16640") for i in range(20)]
-    norm = verify.CohortNormaliser(cohort, topk=10)
-    raw = verify.cosine_trial_scores(enrol, test, emb)
+    norm = trial_scores.CohortNormaliser(cohort, topk=10)
+    raw = trial_scores.cosine_trial_scores(enrol, test, emb)
     ours = norm(raw, enrol, test, emb)
     ref = as_norm(
         [str(k) for k in enrol], [str(k) for k in test],
@@ -587,7 +595,7 @@ def test_cohort_normaliser_matches_as_norm():
     np.testing.assert_allclose(ours, ref, rtol=1e-12)
     assert len(norm.stats) == 8  # statistics once per utterance and view
     with pytest.raises(ValueError, match="top-k"):
-        verify.CohortNormaliser(cohort, topk=31)
+        trial_scores.CohortNormaliser(cohort, topk=31)
 
 
 def test_read_cohort_csv_and_subset(tmp_path):

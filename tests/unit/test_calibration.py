@@ -23,7 +23,7 @@ from speechbrain_ext.scoring.calibration_metrics import (
     min_cllr,
     pav,
 )
-from speechbrain_ext.scoring.metrics import compute_min_dcf
+from speechbrain_ext.scoring.speechbrain_metrics import compute_min_dcf
 
 
 def gaussian_scores(n_t, n_n, mu_t, mu_n, sigma, seed=0):

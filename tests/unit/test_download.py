@@ -254,7 +254,10 @@ def test_trial_lists_download_and_options(server, table, archives, tmp_path,
     import speechbrain as sb
     from hyperpyyaml import load_hyperpyyaml
 
-    from speechbrain_ext.scoring.verify import load_trial_lists, trial_specs
+    from speechbrain_ext.scoring.trial_lists import (
+        load_trial_lists,
+        trial_specs,
+    )
 
     meta = tmp_path / "voxceleb1" / "meta"
     rc, out, err = _run(capsys, "voxceleb1_trials", meta, "--base_url",
@@ -489,7 +492,7 @@ def test_recipes_never_download_and_name_this_command(tmp_path, monkeypatch):
     )
     from speechbrain_ext.data.prep_common import PreparationError
     from speechbrain_ext.data.trial_csv import read_trial_list
-    from speechbrain_ext.scoring.verify import find_trial_file
+    from speechbrain_ext.scoring.trial_lists import find_trial_file
 
     def no_network(*args, **kwargs):
         raise AssertionError("a recipe opened a network connection")

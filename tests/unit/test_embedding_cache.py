@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.scoring.extract import (
-    BatchedEmbedder,
-    EmbeddingCache,
-    cache_key,
-    condition_views,
-    extract_embeddings,
-    plan_batches,
-    view_name,
-)
+from speechbrain_ext.scoring.batching import BatchedEmbedder, plan_batches
+from speechbrain_ext.scoring.embedding_cache import EmbeddingCache, cache_key
+from speechbrain_ext.scoring.extract import extract_embeddings
+from speechbrain_ext.scoring.views import condition_views, view_name
 
 KEY = "0123456789abcdef" * 4
 

@@ -24,8 +24,9 @@ from official_code import official_module
 from speechbrain_ext.augment.pipeline import TrainingPipeline
 from speechbrain_ext.data.audio_read import read_checked_crop
 from speechbrain_ext.data.crops import TrainingCrops
-from speechbrain_ext.scoring.extract import full_length_view, read_waveform
+from speechbrain_ext.scoring.audio_files import read_waveform
 from speechbrain_ext.scoring.trials import centre_crop
+from speechbrain_ext.scoring.views import full_length_view
 
 RATE = 16000
 FULL = 48000

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from official_code import official_module
 
-from speechbrain_ext.scoring.metrics import (
-    compute_metrics,
+from speechbrain_ext.scoring.metrics import compute_metrics
+from speechbrain_ext.scoring.official_metrics import (
     compute_official_eer,
     compute_official_min_dcf,
 )

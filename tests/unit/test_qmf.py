@@ -18,7 +18,7 @@ from speechbrain_ext.pretrained import write_pretrained_folder
 from speechbrain_ext.scoring import qmf, qmf_trials
 from speechbrain_ext.scoring.calibration import LogisticCalibration
 from speechbrain_ext.scoring.calibration_metrics import cllr
-from speechbrain_ext.scoring.metrics import compute_eer
+from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
 from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -312,7 +312,7 @@ def test_recipe_refuses_a_qmf_of_another_topk(tmp_path):
 
 def test_recipe_warns_when_a_list_shares_calibration_speakers(tmp_path,
                                                               caplog):
-    from speechbrain_ext.scoring import verify
+    from speechbrain_ext.scoring import trial_lists
 
     torch.manual_seed(0)
     folder = write_pretrained_folder(
@@ -326,8 +326,8 @@ def test_recipe_warns_when_a_list_shares_calibration_speakers(tmp_path,
     }).save(str(pathlib.Path(folder) / qmf.QMF_FILE))
     scored = tmp_path / "test.txt"
     scored.write_text("1 id5/a/1.wav id5/b/2.wav\n0 id5/a/1.wav id6/a/1.wav\n")
-    [loaded] = verify.load_trial_lists(
-        [verify.TrialSpec("t", str(scored), str(tmp_path))])
+    [loaded] = trial_lists.load_trial_lists(
+        [trial_lists.TrialSpec("t", str(scored), str(tmp_path))])
     recipe = _load_recipe()
     hp = {"score_norm": "as-norm", "use_qmf": True, "cohort_topk": 3,
           "cohort_crop_seconds": None, "cohort_file": None}

@@ -15,7 +15,7 @@ from speechbrain_ext.run_lock import (
     FolderLockedError,
     _process_start,
 )
-from speechbrain_ext.scoring.extract import EmbeddingCache
+from speechbrain_ext.scoring.embedding_cache import EmbeddingCache
 
 
 def plant(folder, **owner):

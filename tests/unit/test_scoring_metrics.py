@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.scoring.metrics import (
+from speechbrain_ext.scoring.metrics import compute_metrics
+from speechbrain_ext.scoring.operating_points import operating_points
+from speechbrain_ext.scoring.speechbrain_metrics import (
     compute_eer,
-    compute_metrics,
     compute_min_dcf,
-    operating_points,
 )
 
 sb_metrics = pytest.importorskip("speechbrain.utils.metric_stats")

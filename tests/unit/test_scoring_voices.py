@@ -2,7 +2,7 @@
 
 import pytest
 
-from speechbrain_ext.scoring import verify
+from speechbrain_ext.scoring import trial_lists
 from speechbrain_ext.scoring.trials import TrialListError
 
 SR = "VOiCES/Development_Data/Speaker_Recognition"
@@ -41,10 +41,10 @@ def test_published_lists_give_trials_labels_and_paths(tmp_path):
     keys, models, tests = _write_lists(tmp_path)
     for item in (str(keys), {"path": str(keys), "format": "voices",
                              "name": "voices_dev"}):
-        [spec] = verify.trial_specs([item], str(tmp_path))
+        [spec] = trial_lists.trial_specs([item], str(tmp_path))
         assert spec.format == "voices"
         assert spec.audio_folder == str(tmp_path / SR)
-        [loaded] = verify.load_trial_lists([spec])
+        [loaded] = trial_lists.load_trial_lists([spec])
         t = loaded.trials
         assert t.labels.tolist() == [1, 0, 1, 0, 1, 0]
         enrol_83 = f"sid_dev/sp0083/{models[83]}.wav"
@@ -59,18 +59,18 @@ def test_published_lists_give_trials_labels_and_paths(tmp_path):
 def test_voxceleb_lists_are_not_taken_for_voices(tmp_path):
     vox = tmp_path / "veri_test2.txt"
     vox.write_text("1 id1/a/1.wav id1/b/2.wav\n0 id1/a/1.wav id2/c/3.wav\n")
-    [spec] = verify.trial_specs([str(vox)], str(tmp_path))
+    [spec] = trial_lists.trial_specs([str(vox)], str(tmp_path))
     assert spec.format == "voxceleb" and spec.enrol_list is None
     keys, _, _ = _write_lists(tmp_path)
     with pytest.raises(TrialListError,
                        match=r"veri_test2\.txt:1: label must be tgt"):
-        verify.load_trial_lists(verify.trial_specs(
+        trial_lists.load_trial_lists(trial_lists.trial_specs(
             [{"path": str(vox), "format": "voices",
               "enrol_list": str(keys.parent / "dev-enroll.lst")}],
             str(tmp_path),
         ))
     with pytest.raises(TrialListError, match=r"dev-trial-keys\.lst:1: label"):
-        verify.load_trial_lists(verify.trial_specs(
+        trial_lists.load_trial_lists(trial_lists.trial_specs(
             [{"path": str(keys), "format": "voxceleb"}], str(tmp_path)
         ))
 
@@ -83,13 +83,13 @@ def test_explicit_enrol_list_and_audio_folder(tmp_path):
     (keys.parent / "dev-enroll.lst").unlink()
     with pytest.raises(FileNotFoundError, match=r"dev-enroll\.lst not found"
                        r".*'enrol_list'"):
-        verify.load_trial_lists(verify.trial_specs([str(keys)], "."))
-    [spec] = verify.trial_specs(
+        trial_lists.load_trial_lists(trial_lists.trial_specs([str(keys)], "."))
+    [spec] = trial_lists.trial_specs(
         [{"path": str(keys), "enrol_list": str(moved),
           "audio_folder": "/audio"}], str(tmp_path),
     )
     assert spec.enrol_list == str(moved) and spec.audio_folder == "/audio"
-    [loaded] = verify.load_trial_lists([spec])
+    [loaded] = trial_lists.load_trial_lists([spec])
     assert loaded.enrol[-1] == f"/audio/sid_dev/sp3521/{models[3521]}.wav"
 
 
@@ -109,17 +109,19 @@ def test_errors_name_file_and_line(tmp_path, keys, enrol, error):
     path, _, _ = _write_lists(
         tmp_path, keys=keys, enrol=enrol if enrol else ["m1 x.wav"]
     )
-    specs = verify.trial_specs([{"path": str(path), "format": "voices"}],
+    specs = trial_lists.trial_specs([{"path": str(path), "format": "voices"}],
                                str(tmp_path))
     with pytest.raises(TrialListError, match=error):
-        verify.load_trial_lists(specs)
+        trial_lists.load_trial_lists(specs)
 
 
 def test_bad_entries(tmp_path):
     keys, _, _ = _write_lists(tmp_path)
     with pytest.raises(ValueError, match="format must be one of"):
-        verify.trial_specs([{"path": str(keys), "format": "kaldi"}], ".")
+        trial_lists.trial_specs([{"path": str(keys), "format": "kaldi"}], ".")
     vox = tmp_path / "v.txt"
     vox.write_text("1 a.wav b.wav\n0 a.wav c.wav\n")
     with pytest.raises(ValueError, match="'enrol_list' is only for VOiCES"):
-        verify.trial_specs([{"path": str(vox), "enrol_list": str(keys)}], ".")
+        trial_lists.trial_specs(
+            [{"path": str(vox), "enrol_list": str(keys)}], "."
+        )

@@ -23,7 +23,7 @@ from speechbrain_ext.pretrained import (
     write_label_encoder,
     write_pretrained_folder,
 )
-from speechbrain_ext.scoring.extract import load_embedding_model
+from speechbrain_ext.scoring.model_loading import load_embedding_model
 
 CHECKPOINTS = ["embedding_model.ckpt", "classifier.ckpt"]
 FORMATS = ["pickle", "torch"]
