@@ -46,7 +46,9 @@ class BadAudioError(Exception):
         return (type(self), (self.path, self.reason))
 
 
-def read_audio(path, window=None, sample_rate=None, dtype="float32"):
+def read_audio(
+    path, window=None, sample_rate=None, dtype="float32", with_rate=False
+):
     """Reads (part of) an audio file as mono samples, checking the file.
 
     The one audio reader of the package: training, augmentation,
@@ -71,11 +73,14 @@ def read_audio(path, window=None, sample_rate=None, dtype="float32"):
         Required sample rate (None: any).
     dtype : str
         Sample type passed to soundfile.
+    with_rate : bool
+        Also return the file's sample rate.
 
     Returns
     -------
-    numpy.ndarray
-        The samples read, shape ``[count]``.
+    numpy.ndarray or tuple
+        The samples read, shape ``[count]``; with ``with_rate``,
+        ``(samples, sample_rate)``.
 
     Raises
     ------
@@ -131,7 +136,7 @@ def read_audio(path, window=None, sample_rate=None, dtype="float32"):
         raise BadAudioError(
             path, f"{int((~finite).sum())} non-finite samples (NaN or Inf)"
         )
-    return wav
+    return (wav, rate) if with_rate else wav
 
 
 def read_checked_crop(path, n, rng=None, sample_rate=16000, dtype="float32"):

@@ -7,13 +7,11 @@ is recomputed) and lists all the missing files at once;
 Both raise :class:`AudioFileError`, whose message names the offending
 files (the first :data:`MAX_LISTED`, then a count).
 
-:func:`read_waveform` decodes whole files in any format and at any rate
-SpeechBrain's ``audio_io`` reads, resampling to the model rate. The
-training reader, :func:`speechbrain_ext.data.safe_audio.read_checked_crop`,
-reads a fixed-length crop with soundfile at one required rate and raises
-:class:`~speechbrain_ext.data.safe_audio.BadAudioError`, so it cannot
-stand in for it without changing what extraction accepts and the messages
-it gives.
+:func:`read_waveform` reads whole files through the package's one audio
+reader (:func:`speechbrain_ext.data.audio_read.read_audio`: any format and
+rate soundfile reads, with its checks) and resamples them to the model
+rate; the reader's :class:`~speechbrain_ext.data.audio_read.BadAudioError`
+becomes an :class:`AudioFileError` naming the file.
 
 Authors
  * MR-RawNet recipe contributors
@@ -22,6 +20,8 @@ Authors
 import os
 
 import torch
+
+from speechbrain_ext.data.audio_read import BadAudioError, read_audio
 
 __all__ = [
     "MAX_LISTED",
@@ -129,32 +129,24 @@ def read_waveform(path, sample_rate=16000):
     Raises
     ------
     AudioFileError
-        If the file cannot be decoded, is empty or holds NaN/Inf; the
-        message names the file.
+        If the file cannot be used (see
+        :func:`~speechbrain_ext.data.audio_read.read_audio`: undecodable,
+        empty, cut short or holding NaN/Inf); the message names the file.
 
     Example
     -------
-    >>> import tempfile
     >>> import numpy as np
     >>> import soundfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> path = str(getfixture("tmp_path") / "a.wav")
     >>> soundfile.write(path, np.zeros((800, 2)), 8000)
     >>> read_waveform(path).shape
     torch.Size([1600])
     """
-    from speechbrain.dataio import audio_io
-
     try:
-        wav, rate = audio_io.load(path, channels_first=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise AudioFileError(
-            f"cannot decode audio file {path}: {err}"
-        ) from err
-    wav = wav.float().mean(dim=0)
-    if wav.numel() == 0:
-        raise AudioFileError(f"audio file {path} holds no samples")
-    if not bool(torch.isfinite(wav).all()):
-        raise AudioFileError(f"audio file {path} holds NaN or Inf samples")
+        wav, rate = read_audio(path, with_rate=True)
+    except BadAudioError as err:
+        raise AudioFileError(f"cannot use audio file {err}") from err
+    wav = torch.from_numpy(wav)
     if rate != sample_rate:
         import torchaudio.functional
 
