@@ -56,7 +56,7 @@ from hyperpyyaml import load_hyperpyyaml  # noqa: E402
 from speechbrain_ext.pretrained import state_digest  # noqa: E402
 from speechbrain_ext.synthetic import generate_corpus  # noqa: E402
 
-CONDITIONS = ["full", "1.04s", "2.04s"]
+DEMO_CONDITIONS = ["full", "1.04s", "2.04s"]
 STAGES = 9
 
 
@@ -142,7 +142,7 @@ def qmf_stage(args, pretrained, calibration_list, paths, cohort, cache,
             "-m", "speechbrain_ext.fit_qmf", pretrained, calibration_list,
             f"--audio_folder={paths['wav_dir']}",
             f"--cohort_file={cohort}",
-            "--conditions", *CONDITIONS,
+            "--conditions", *DEMO_CONDITIONS,
             f"--topk={setup['cohort_topk']}",
             f"--cohort_size={setup['cohort_size']}",
             f"--cohort_crop_seconds={setup['cohort_crop_seconds'] or 0}",
@@ -165,7 +165,7 @@ def verify_stage(args, pretrained, out, paths, cohort, quiet):
             f"--data_folder={paths['root']}",
             f"--pretrained_path={pretrained}",
             f"--output_folder={out}",
-            f"--conditions=[{', '.join(CONDITIONS)}]",
+            f"--conditions=[{', '.join(DEMO_CONDITIONS)}]",
             "--score_norm=as-norm",
             f"--cohort_file={cohort}",
             *quiet,
@@ -429,9 +429,9 @@ def main(argv=None):
         line_numbers=trials.line_numbers,
         source=trials.source,
     )
-    base = score_baseline(resolved, CONDITIONS)
+    base = score_baseline(resolved, DEMO_CONDITIONS)
     rows = []
-    for cond in CONDITIONS:
+    for cond in DEMO_CONDITIONS:
         rows += [
             (cond, "MR-RawNet, cosine", ours[cond]["cosine"]),
             (cond, "MR-RawNet, AS-norm", ours[cond]["as-norm"]),
@@ -442,7 +442,7 @@ def main(argv=None):
             (cond, "MFCC mean+std, cosine", base[cond].as_dict()),
         ]
     text = table(rows)
-    calibrated = {c: ours[c]["calibrated"] for c in CONDITIONS}
+    calibrated = {c: ours[c]["calibrated"] for c in DEMO_CONDITIONS}
     text += "\n\n" + calibration_table(calibrated, calibration["info"])
 
     t = stage(9, STAGES, "ONNX export, checked against PyTorch")
@@ -456,13 +456,13 @@ def main(argv=None):
     )
     wall = time.time() - start
     summary = {
-        "conditions": CONDITIONS,
+        "conditions": DEMO_CONDITIONS,
         "mr_rawnet": ours,
         "mr_rawnet_lm": lm,
         "mr_rawnet_calibrated": calibrated,
         "calibration": calibration,
         "qmf": qmf,
-        "mfcc_baseline": {c: base[c].as_dict() for c in CONDITIONS},
+        "mfcc_baseline": {c: base[c].as_dict() for c in DEMO_CONDITIONS},
         "onnx": onnx_report,
         "wall_seconds": wall,
     }

@@ -14,8 +14,11 @@ import torch
 
 from speechbrain_ext.scoring.audio_files import read_waveform
 from speechbrain_ext.scoring.metrics import compute_metrics
-from speechbrain_ext.scoring.trials import centre_crop
-from speechbrain_ext.scoring.views import condition_views, full_length_view
+from speechbrain_ext.scoring.views import (
+    condition_crop,
+    condition_views,
+    full_length_view,
+)
 
 
 class MFCCStatsEmbedder:
@@ -118,7 +121,10 @@ def score_baseline(trials, conditions, sample_rate=16000, p_targets=(0.01,
         if path in enrol_paths:
             enrol[path] = embedder(full_length_view(wav))
         for cond, n in crops.items():
-            view = full_length_view(wav) if n is None else centre_crop(wav, n)
+            if n is None:
+                view = full_length_view(wav)
+            else:
+                view = condition_crop(wav, n)
             test[cond][path] = embedder(view)
     results = {}
     for cond in conditions:

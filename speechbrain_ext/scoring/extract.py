@@ -27,8 +27,11 @@ from speechbrain_ext.scoring.audio_files import (
     _listing,
     read_waveform,
 )
-from speechbrain_ext.scoring.trials import centre_crop
-from speechbrain_ext.scoring.views import full_length_view, view_name
+from speechbrain_ext.scoring.views import (
+    condition_crop,
+    full_length_view,
+    view_name,
+)
 
 __all__ = [
     "extract_embeddings",
@@ -210,7 +213,7 @@ def _embed_group(embedder, cache, batch, todo, stamps):
     for v in sorted(by_view, key=lambda x: -1 if x is None else x):
         items = by_view[v]
         wavs = [
-            full_length_view(w) if v is None else centre_crop(w, v)
+            full_length_view(w) if v is None else condition_crop(w, v)
             for _, w in items
         ]
         try:

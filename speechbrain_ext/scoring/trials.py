@@ -1,14 +1,12 @@
-"""Verification trial lists and test-side crops.
+"""Verification trial lists.
 
 A trial list has one trial per line, ``label enrol_path test_path``, with
 label ``1`` for a target (same speaker) and ``0`` for a non-target trial::
 
     1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav
 
-Short-duration protocol: the enrolment utterance is used at full length;
-the test utterance is reduced to one centre crop of 1.04, 2.04 or 5.04 s
-(see :data:`CONDITIONS`). A test utterance shorter than the crop is tiled
-(repeated from its start) and the first ``n_samples`` samples are used.
+The test-side crops of the short-duration protocol are in
+:mod:`speechbrain_ext.scoring.views`.
 
 The lines are parsed by :mod:`speechbrain_ext.data.trial_format` (the one
 parser, shared with data preparation) and paths are resolved by
@@ -23,27 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speechbrain_ext.data import crops
 from speechbrain_ext.data.paths import resolve_path
 from speechbrain_ext.data.trial_format import TrialListError, parse_trial_lines
 
 __all__ = [
-    "CONDITIONS",
-    "SAMPLE_RATE",
     "TrialList",
     "TrialListError",
-    "centre_crop",
     "parse_trials",
     "read_trials",
     "resolve_path",
 ]
-
-#: Sample rate the crop lengths in :data:`CONDITIONS` assume.
-SAMPLE_RATE = 16000
-
-#: Test-side crop length in samples at 16 kHz (``None``: full length).
-CONDITIONS = {"full": None, "1.04s": 16640, "2.04s": 32640, "5.04s": 80640}
-
 
 @dataclass(frozen=True)
 class TrialList:
@@ -224,46 +211,4 @@ def read_trials(path, require_both_classes=True):
     """
     with open(path, encoding="utf-8") as f:
         return parse_trials(f, str(path), require_both_classes)
-
-
-def centre_crop(wav, n_samples):
-    """The centre ``n_samples`` of a 1-D signal, tiling short signals.
-
-    If ``len(wav) >= n_samples`` the crop starts at
-    ``(len(wav) - n_samples) // 2``. Otherwise the signal is repeated from
-    its start (wrap padding) and the first ``n_samples`` samples are
-    returned. ``n_samples=None`` returns the signal unchanged.
-
-    Arguments
-    ---------
-    wav : numpy.ndarray or torch.Tensor
-        1-D signal.
-    n_samples : int or None
-        Crop length (> 0), or None for the full signal.
-
-    Returns
-    -------
-    numpy.ndarray or torch.Tensor
-        Same type as ``wav``, length ``n_samples``.
-
-    Example
-    -------
-    >>> centre_crop(np.arange(7), 3)
-    array([2, 3, 4])
-    >>> centre_crop(np.arange(3), 7)
-    array([0, 1, 2, 0, 1, 2, 0])
-    """
-    if n_samples is None:
-        return wav
-    if isinstance(n_samples, bool) or not isinstance(
-        n_samples, int | np.integer
-    ):
-        raise TypeError(f"n_samples must be an int, got {n_samples!r}")
-    if n_samples <= 0:
-        raise ValueError(f"n_samples must be > 0, got {n_samples}")
-    if wav.ndim != 1:
-        raise ValueError(
-            f"centre_crop expects a 1-D signal, got shape {tuple(wav.shape)}"
-        )
-    return crops.centre_crop(wav, int(n_samples))
 

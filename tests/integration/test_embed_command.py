@@ -16,8 +16,7 @@ from speechbrain_ext import embed
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import write_pretrained_folder
 from speechbrain_ext.scoring import audio_files, batching, model_loading
-from speechbrain_ext.scoring.trials import centre_crop
-from speechbrain_ext.scoring.views import full_length_view
+from speechbrain_ext.scoring.views import condition_crop, full_length_view
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,7 @@ def reference(folder, path, crop=None):
     """One-file PyTorch embedding, as the verification recipe computes it."""
     model, _, _ = model_loading.load_embedding_model(folder)
     wav = audio_files.read_waveform(str(path))
-    wav = full_length_view(wav) if crop is None else centre_crop(
+    wav = full_length_view(wav) if crop is None else condition_crop(
         wav, crop
     )
     with torch.no_grad():

@@ -33,18 +33,18 @@ from speechbrain_ext.scoring.audio_files import AudioFileError
 from speechbrain_ext.scoring.batching import BatchedEmbedder
 from speechbrain_ext.scoring.embedding_cache import EmbeddingCache
 from speechbrain_ext.scoring.extract import extract_embeddings
-from speechbrain_ext.scoring.trials import (
-    CONDITIONS,
-    TrialListError,
-    centre_crop,
+from speechbrain_ext.scoring.trials import TrialListError
+from speechbrain_ext.scoring.views import (
+    DURATION_CONDITIONS,
+    condition_crop,
+    condition_views,
 )
-from speechbrain_ext.scoring.views import condition_views
 from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "speaker_verification_cosine.py"
 DEMO_YAML = ROOT / "hparams" / "verification_demo.yaml"
-VIEWS = condition_views(list(CONDITIONS))
+VIEWS = condition_views(list(DURATION_CONDITIONS))
 
 
 def _load_recipe():
@@ -159,7 +159,7 @@ def test_crops_follow_the_protocol_in_extraction(model_folder, lists,
                 reps = -(-n // len(wav))
                 expect = np.tile(wav, reps)[:n]
                 np.testing.assert_array_equal(expect[: len(wav)], wav)
-            np.testing.assert_array_equal(expect, centre_crop(wav, n))
+            np.testing.assert_array_equal(expect, condition_crop(wav, n))
             assert any(np.array_equal(expect, r) for r in rows), (name, n)
 
 
@@ -327,7 +327,7 @@ def test_recipe_end_to_end(corpus, model_folder, tmp_path):
     assert "| veri_test | 1.04s | as-norm |" in proc.stdout
     for name, n_lines in (("veri_test", len(lines)),
                           ("half", len(lines[::2]))):
-        for cond in CONDITIONS:
+        for cond in DURATION_CONDITIONS:
             for suffix in ("", ".as-norm"):
                 scores = out / "scores" / name / f"{cond}{suffix}.txt"
                 rows = scores.read_text().splitlines()
@@ -337,7 +337,7 @@ def test_recipe_end_to_end(corpus, model_folder, tmp_path):
         for plot in (f"{name}_det.png", f"{name}_hist.png"):
             assert (out / "plots" / plot).read_bytes()[:4] == b"\x89PNG"
     results = json.loads((out / "results.json").read_text())
-    assert len(results["rows"]) == 2 * len(CONDITIONS) * 2
+    assert len(results["rows"]) == 2 * len(DURATION_CONDITIONS) * 2
     full = results["results"]["veri_test"]["full"]["cosine"]
     assert full["n_trials"] == len(lines)
     assert set(full) >= {"eer", "min_dcf@0.01", "min_dcf@0.05"}

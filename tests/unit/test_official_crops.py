@@ -25,8 +25,7 @@ from speechbrain_ext.augment.pipeline import TrainingPipeline
 from speechbrain_ext.data.audio_read import read_checked_crop
 from speechbrain_ext.data.crops import TrainingCrops
 from speechbrain_ext.scoring.audio_files import read_waveform
-from speechbrain_ext.scoring.trials import centre_crop
-from speechbrain_ext.scoring.views import full_length_view
+from speechbrain_ext.scoring.views import condition_crop, full_length_view
 
 RATE = 16000
 FULL = 48000
@@ -62,7 +61,7 @@ def test_test_side_crops_equal_load_wav(loader, tmp_path):
         np.testing.assert_array_equal(full_length_view(wav), ref, str(length))
         for frames in SHORT_FRAMES:
             ref = loader.loadWAV(str(path), 0, shortmode=frames)[0]
-            ours = centre_crop(wav, frames * 160 + 640)
+            ours = condition_crop(wav, frames * 160 + 640)
             np.testing.assert_array_equal(ours, ref, f"{length} {frames}")
 
 

@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from speechbrain_ext.scoring.trials import (
-    CONDITIONS,
     TrialListError,
-    centre_crop,
     parse_trials,
     read_trials,
 )
+from speechbrain_ext.scoring.views import DURATION_CONDITIONS, condition_crop
 
 GOOD = (
     "1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav\n"
@@ -74,7 +73,7 @@ def test_single_class_raises_unless_allowed(tmp_path):
 
 
 def test_conditions_table():
-    assert CONDITIONS == {
+    assert DURATION_CONDITIONS == {
         "full": None,
         "1.04s": 16640,
         "2.04s": 32640,
@@ -82,55 +81,55 @@ def test_conditions_table():
     }
 
 
-def test_centre_crop_position():
+def test_condition_crop_position():
     wav = np.arange(10)
     # start = (10 - 4) // 2 = 3
-    np.testing.assert_array_equal(centre_crop(wav, 4), [3, 4, 5, 6])
+    np.testing.assert_array_equal(condition_crop(wav, 4), [3, 4, 5, 6])
     # start = (10 - 3) // 2 = 3 (floor)
-    np.testing.assert_array_equal(centre_crop(wav, 3), [3, 4, 5])
-    np.testing.assert_array_equal(centre_crop(wav, 10), wav)
-    assert centre_crop(wav, None) is wav
+    np.testing.assert_array_equal(condition_crop(wav, 3), [3, 4, 5])
+    np.testing.assert_array_equal(condition_crop(wav, 10), wav)
+    assert condition_crop(wav, None) is wav
 
 
-def test_centre_crop_tiles_short_input():
+def test_condition_crop_tiles_short_input():
     wav = np.array([1.0, 2.0, 3.0])
     np.testing.assert_array_equal(
-        centre_crop(wav, 8), [1, 2, 3, 1, 2, 3, 1, 2]
+        condition_crop(wav, 8), [1, 2, 3, 1, 2, 3, 1, 2]
     )
-    np.testing.assert_array_equal(centre_crop(wav, 4), [1, 2, 3, 1])
-    np.testing.assert_array_equal(centre_crop(np.array([7]), 3), [7, 7, 7])
+    np.testing.assert_array_equal(condition_crop(wav, 4), [1, 2, 3, 1])
+    np.testing.assert_array_equal(condition_crop(np.array([7]), 3), [7, 7, 7])
 
 
-def test_centre_crop_torch():
+def test_condition_crop_torch():
     wav = torch.arange(10.0)
-    out = centre_crop(wav, 4)
+    out = condition_crop(wav, 4)
     assert isinstance(out, torch.Tensor)
     assert out.tolist() == [3.0, 4.0, 5.0, 6.0]
-    short = centre_crop(torch.tensor([1.0, 2.0]), 5)
+    short = condition_crop(torch.tensor([1.0, 2.0]), 5)
     assert isinstance(short, torch.Tensor)
     assert short.tolist() == [1.0, 2.0, 1.0, 2.0, 1.0]
 
 
-def test_centre_crop_real_condition_lengths():
+def test_condition_crop_real_condition_lengths():
     long = np.arange(100_000, dtype=np.float32)
-    out = centre_crop(long, CONDITIONS["1.04s"])
+    out = condition_crop(long, DURATION_CONDITIONS["1.04s"])
     assert out.shape == (16640,)
     assert out[0] == (100_000 - 16640) // 2
     short = np.arange(30_000, dtype=np.float32)
-    out = centre_crop(short, CONDITIONS["5.04s"])
+    out = condition_crop(short, DURATION_CONDITIONS["5.04s"])
     assert out.shape == (80640,)
     assert out[30_000] == 0 and out[60_000] == 0 and out[-1] == 20639
 
 
-def test_centre_crop_bad_input():
+def test_condition_crop_bad_input():
     with pytest.raises(ValueError, match="1-D"):
-        centre_crop(np.zeros((2, 5)), 3)
+        condition_crop(np.zeros((2, 5)), 3)
     with pytest.raises(ValueError, match="empty"):
-        centre_crop(np.zeros(0), 3)
+        condition_crop(np.zeros(0), 3)
     with pytest.raises(ValueError, match="> 0"):
-        centre_crop(np.zeros(5), 0)
+        condition_crop(np.zeros(5), 0)
     with pytest.raises(TypeError, match="int"):
-        centre_crop(np.zeros(5), 2.5)
+        condition_crop(np.zeros(5), 2.5)
 
 
 def test_trial_list_resolve_names_line(tmp_path):
