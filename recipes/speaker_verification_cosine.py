@@ -73,33 +73,9 @@ from speechbrain_ext.scoring.views import (  # noqa: E402
     condition_views,
     view_name,
 )
+from speechbrain_ext.training.distributed import default_device  # noqa: E402
 
 logger = logging.getLogger(__name__)
-
-
-def pick_device(requested):
-    """The run option ``--device``, else CUDA when available, else CPU.
-
-    SpeechBrain 1.1 leaves ``device`` at None, which silently means CPU.
-
-    Arguments
-    ---------
-    requested : str or None
-        The ``device`` run option.
-
-    Returns
-    -------
-    torch.device
-        Where the model runs.
-
-    Example
-    -------
-    >>> pick_device("cpu")
-    device(type='cpu')
-    """
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
 def read_inputs(hparams, progress=True):
@@ -189,7 +165,7 @@ def compute_embeddings(hparams, inputs, run_opts, folder):
         Model and device description for the results.
     """
     model, checkpoint, config = model_loading.load_embedding_model(folder)
-    device = pick_device(run_opts["device"])
+    device = torch.device(run_opts["device"] or default_device())
     precision = run_opts["eval_precision"]
     onnx_model = hparams.get("onnx_model")
     if onnx_model:

@@ -38,6 +38,29 @@ def _given(run_opts, key):
     return key in run_opts.overridden_args
 
 
+def default_device(local_rank=0):
+    """The device used when ``--device`` is not given: CUDA if available.
+
+    SpeechBrain 1.1 leaves ``device`` at None, which silently means CPU.
+
+    Arguments
+    ---------
+    local_rank : int
+        This process's GPU under ``torchrun``.
+
+    Returns
+    -------
+    str
+        ``cuda:<local_rank>`` when CUDA is available, else ``cpu``.
+
+    Example
+    -------
+    >>> default_device() in ("cpu", "cuda:0")
+    True
+    """
+    return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_run_opts(run_opts):
     """Fills device and DDP backend defaults; call before ``ddp_init_group``.
 
@@ -73,7 +96,7 @@ def resolve_run_opts(run_opts):
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = run_opts.get("device")
     if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        device = default_device(local_rank)
         changes["device"] = device
     elif ddp and device.startswith("cuda") and device != f"cuda:{local_rank}":
         logger.warning(
