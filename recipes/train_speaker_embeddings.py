@@ -93,11 +93,9 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isdir(os.path.join(_ROOT, "speechbrain_ext")):
     sys.path.insert(0, _ROOT)
 
-from speechbrain_ext.augment.pipeline import (  # noqa: E402
-    SpeedPerturbation,
-    TrainingPipeline,
-)
+from speechbrain_ext.augment.pipeline import TrainingPipeline  # noqa: E402
 from speechbrain_ext.augment.prepare import prepare_augmentation  # noqa: E402
+from speechbrain_ext.augment.speed import SpeedPerturbation  # noqa: E402
 from speechbrain_ext.data.audio_read import read_checked_crop  # noqa: E402
 from speechbrain_ext.data.crops import TrainingCrops  # noqa: E402
 from speechbrain_ext.data.loaders import make_loaders  # noqa: E402

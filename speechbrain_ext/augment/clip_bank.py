@@ -1,7 +1,7 @@
 """Random noise and RIR clips, read ahead in background threads.
 
 :class:`ClipBank` hands the training augmentation
-(:mod:`speechbrain_ext.augment.pipeline`) its noise, music, babble and RIR
+(:mod:`speechbrain_ext.augment.official`) its noise, music, babble and RIR
 clips. The file and crop of every clip are drawn in the calling thread, so
 the clips depend only on the seed; the reads themselves run ahead in a
 thread pool, so the training loop rarely waits for the disk.

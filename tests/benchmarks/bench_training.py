@@ -31,11 +31,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
-from speechbrain_ext.augment.pipeline import (  # noqa: E402
+from speechbrain_ext.augment.official import (  # noqa: E402
     OfficialAugmentation,
-    SpeedPerturbation,
-    TrainingPipeline,
 )
+from speechbrain_ext.augment.pipeline import TrainingPipeline  # noqa: E402
+from speechbrain_ext.augment.speed import SpeedPerturbation  # noqa: E402
 from speechbrain_ext.pretrained import OFFICIAL_MODEL_KWARGS  # noqa: E402
 
 SR = 16000

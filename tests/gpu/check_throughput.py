@@ -124,7 +124,7 @@ def ours_step(ctx, precision, sz):
     from speechbrain.lobes.models.ECAPA_TDNN import Classifier
     from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper
 
-    from speechbrain_ext.augment.pipeline import SpeedPerturbation
+    from speechbrain_ext.augment.speed import SpeedPerturbation
     from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 
     torch.manual_seed(0)
@@ -160,7 +160,7 @@ def brain_step(ctx, precision, sz):
     from check_training import fit, make_brain
     from speechbrain.dataio.batch import PaddedBatch
 
-    from speechbrain_ext.augment.pipeline import SpeedPerturbation
+    from speechbrain_ext.augment.speed import SpeedPerturbation
 
     brain = make_brain(
         model_kwargs(ctx.smoke), sz["classes"], ctx.device, precision,

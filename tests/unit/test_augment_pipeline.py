@@ -16,12 +16,9 @@ import soundfile as sf
 import torch
 
 from speechbrain_ext.augment.clip_bank import ClipBank
-from speechbrain_ext.augment.pipeline import (
-    CONDITIONS,
-    OfficialAugmentation,
-    SpeedPerturbation,
-    TrainingPipeline,
-)
+from speechbrain_ext.augment.official import CONDITIONS, OfficialAugmentation
+from speechbrain_ext.augment.pipeline import TrainingPipeline
+from speechbrain_ext.augment.speed import SpeedPerturbation
 
 RATE = 16000
 

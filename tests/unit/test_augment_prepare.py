@@ -1,4 +1,4 @@
-"""Tests of speechbrain_ext.augment.prepare (MUSAN split, RIR lists)."""
+"""Tests of MUSAN and RIR preparation (speechbrain_ext.augment.prepare)."""
 
 import csv
 import logging
@@ -9,7 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from speechbrain_ext.augment import musan_prep as M
 from speechbrain_ext.augment import prepare as A
+from speechbrain_ext.augment import rir_prep as R
 from speechbrain_ext.data.prep_common import PreparationError
 
 SR = 16000
@@ -49,21 +51,21 @@ def synth(tmp_path):
 
 
 def test_chunk_bounds_follow_musan_split_rule():
-    assert A.chunk_bounds(11 * SR, 5 * SR, 3 * SR) == [
+    assert M.chunk_bounds(11 * SR, 5 * SR, 3 * SR) == [
         (0, 5 * SR),
         (3 * SR, 8 * SR),
         (6 * SR, 11 * SR),
     ]
-    assert len(A.chunk_bounds(11 * SR - 1, 5 * SR, 3 * SR)) == 2
-    assert A.chunk_bounds(5 * SR, 5 * SR, 3 * SR) == [(0, 5 * SR)]
-    assert A.chunk_bounds(4 * SR, 5 * SR, 3 * SR) == [(0, 4 * SR)]
-    assert A.chunk_bounds(0, 5 * SR, 3 * SR) == []
+    assert len(M.chunk_bounds(11 * SR - 1, 5 * SR, 3 * SR)) == 2
+    assert M.chunk_bounds(5 * SR, 5 * SR, 3 * SR) == [(0, 5 * SR)]
+    assert M.chunk_bounds(4 * SR, 5 * SR, 3 * SR) == [(0, 4 * SR)]
+    assert M.chunk_bounds(0, 5 * SR, 3 * SR) == []
 
 
 def test_musan_chunks_csv_format_and_content(synth, tmp_path):
     out, signals = synth
     save = tmp_path / "csv"
-    csvs = A.prepare_musan(str(out), str(save), workers=2)
+    csvs = M.prepare_musan(str(out), str(save), workers=2)
     assert sorted(csvs) == ["music", "noise", "speech"]
     fields, noise = _rows(csvs["noise"])
     assert fields == ["ID", "duration", "wav", "wav_format", "wav_opts"]
@@ -90,7 +92,7 @@ def test_real_musan_nesting_multichannel_and_sample_rate(tmp_path, caplog):
     stereo = _write(str(musan / "noise/free-sound/a.wav"), 6.0, channels=2)
     _write(str(musan / "noise/free-sound/b.wav"), 6.0, sr=8000)
     with caplog.at_level(logging.WARNING):
-        csvs = A.prepare_musan(str(musan), str(tmp_path / "o"), ["noise"])
+        csvs = M.prepare_musan(str(musan), str(tmp_path / "o"), ["noise"])
     _, rows = _rows(csvs["noise"])
     assert [r["ID"] for r in rows] == ["noise--free-sound--a--00000"]
     chunk, _ = sf.read(rows[0]["wav"], dtype="float32")
@@ -105,12 +107,12 @@ def test_real_musan_nesting_multichannel_and_sample_rate(tmp_path, caplog):
 def test_musan_cache_and_redo(synth, tmp_path):
     out, _ = synth
     save = tmp_path / "csv"
-    csvs = A.prepare_musan(str(out), str(save), ["noise"])
+    csvs = M.prepare_musan(str(out), str(save), ["noise"])
     mtime = os.stat(csvs["noise"]).st_mtime_ns
-    A.prepare_musan(str(out), str(save), ["noise"])
+    M.prepare_musan(str(out), str(save), ["noise"])
     assert os.stat(csvs["noise"]).st_mtime_ns == mtime
 
-    A.prepare_musan(str(out), str(save), ["noise"], hop_seconds=6.0)
+    M.prepare_musan(str(out), str(save), ["noise"], hop_seconds=6.0)
     _, rows = _rows(csvs["noise"])
     assert [r["ID"] for r in rows] == [
         "noise--n1--00000",
@@ -121,33 +123,33 @@ def test_musan_cache_and_redo(synth, tmp_path):
     assert not os.path.exists(save / "musan_split/noise/n1/00002.wav")
 
     _write(str(out / "musan/noise/n3.wav"), 2.0)
-    A.prepare_musan(str(out), str(save), ["noise"], hop_seconds=6.0)
+    M.prepare_musan(str(out), str(save), ["noise"], hop_seconds=6.0)
     assert "noise--n3--00000" in {r["ID"] for r in _rows(csvs["noise"])[1]}
 
     os.remove(rows[0]["wav"])  # a lost chunk file triggers a redo
-    A.prepare_musan(str(out), str(save), ["noise"], hop_seconds=6.0)
+    M.prepare_musan(str(out), str(save), ["noise"], hop_seconds=6.0)
     assert os.path.isfile(rows[0]["wav"])
 
 
 def test_musan_errors(tmp_path):
     with pytest.raises(PreparationError, match="nowhere.*noise,music"):
-        A.prepare_musan(str(tmp_path / "nowhere"), str(tmp_path / "o"))
+        M.prepare_musan(str(tmp_path / "nowhere"), str(tmp_path / "o"))
     (tmp_path / "m" / "noise").mkdir(parents=True)
     with pytest.raises(PreparationError, match="missing.*music"):
-        A.prepare_musan(str(tmp_path / "m"), str(tmp_path / "o"))
+        M.prepare_musan(str(tmp_path / "m"), str(tmp_path / "o"))
     with pytest.raises(PreparationError, match="No .wav files in .*noise"):
-        A.prepare_musan(str(tmp_path / "m"), str(tmp_path / "o"), ["noise"])
+        M.prepare_musan(str(tmp_path / "m"), str(tmp_path / "o"), ["noise"])
     assert not os.path.exists(tmp_path / "o" / "noise.csv")
     _write(str(tmp_path / "m" / "noise" / "x.wav"), 1.0)
     with pytest.raises(PreparationError, match="overlaps"):
-        A.prepare_musan(str(tmp_path / "m"), str(tmp_path / "m" / "noise"),
+        M.prepare_musan(str(tmp_path / "m"), str(tmp_path / "m" / "noise"),
                         ["noise"])
 
 
 def test_rirs_small_and_medium_only(synth, tmp_path):
     out, _ = synth
     save = tmp_path / "csv"
-    rirs = A.prepare_rirs(str(out), str(save))
+    rirs = R.prepare_rirs(str(out), str(save))
     fields, rows = _rows(rirs)
     assert fields == ["ID", "duration", "wav", "wav_format", "wav_opts"]
     assert [r["ID"] for r in rows] == [
@@ -160,20 +162,20 @@ def test_rirs_small_and_medium_only(synth, tmp_path):
     sim = out / "RIRS_NOISES" / "simulated_rirs"
     assert rows[2]["wav"] == str(sim / "mediumroom/Room001/Room001-00000.wav")
     mtime = os.stat(rirs).st_mtime_ns
-    A.prepare_rirs(str(out / "RIRS_NOISES"), str(save))
+    R.prepare_rirs(str(out / "RIRS_NOISES"), str(save))
     assert os.stat(rirs).st_mtime_ns == mtime  # same inputs: cached
-    A.prepare_rirs(str(sim), str(save), rooms=["largeroom"])
+    R.prepare_rirs(str(sim), str(save), rooms=["largeroom"])
     assert {r["ID"].split("--")[0] for r in _rows(rirs)[1]} == {"largeroom"}
 
 
 def test_rirs_errors(tmp_path):
     with pytest.raises(PreparationError, match="absent.*simulated_rirs"):
-        A.prepare_rirs(str(tmp_path / "absent"), str(tmp_path / "o"))
+        R.prepare_rirs(str(tmp_path / "absent"), str(tmp_path / "o"))
     (tmp_path / "R" / "simulated_rirs" / "smallroom").mkdir(parents=True)
     with pytest.raises(PreparationError, match="mediumroom do not exist"):
-        A.prepare_rirs(str(tmp_path / "R"), str(tmp_path / "o"))
+        R.prepare_rirs(str(tmp_path / "R"), str(tmp_path / "o"))
     with pytest.raises(PreparationError, match="No .wav files.*smallroom"):
-        A.prepare_rirs(str(tmp_path / "R"), str(tmp_path / "o"),
+        R.prepare_rirs(str(tmp_path / "R"), str(tmp_path / "o"),
                        rooms=["smallroom"])
 
 

@@ -486,10 +486,8 @@ def test_command_line_errors(capsys):
 def test_recipes_never_download_and_name_this_command(tmp_path, monkeypatch):
     import importlib.util
 
-    from speechbrain_ext.augment.prepare import (
-        resolve_musan_folder,
-        resolve_rirs_folder,
-    )
+    from speechbrain_ext.augment.musan_prep import resolve_musan_folder
+    from speechbrain_ext.augment.rir_prep import resolve_rirs_folder
     from speechbrain_ext.data.prep_common import PreparationError
     from speechbrain_ext.data.trial_csv import read_trial_list
     from speechbrain_ext.scoring.trial_lists import find_trial_file

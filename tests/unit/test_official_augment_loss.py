@@ -18,10 +18,8 @@ import torch
 from official_code import official_module
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
-from speechbrain_ext.augment.pipeline import (
-    OfficialAugmentation,
-    SpeedPerturbation,
-)
+from speechbrain_ext.augment.official import OfficialAugmentation
+from speechbrain_ext.augment.speed import SpeedPerturbation
 from speechbrain_ext.training.losses import AAMSoftmaxLoss
 
 RATE = 16000
