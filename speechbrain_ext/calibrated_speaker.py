@@ -88,8 +88,9 @@ class CalibratedSpeakerRecognition(SpeakerRecognition):
     ...     MRRawNet(**kw).state_dict(), torch.randn(3, 4))
     >>> _ = LogisticCalibration([10.0], -5.0).save(
     ...     os.path.join(folder, CALIBRATION_FILE))
+    >>> savedir = str(getfixture("tmp_path_factory").mktemp("d"))
     >>> model = CalibratedSpeakerRecognition.from_hparams(
-    ...     source=folder, savedir=str(getfixture("tmp_path") / "d1"))
+    ...     source=folder, savedir=savedir)
     >>> round(model.threshold, 3)
     4.595
     >>> wav = torch.randn(1, 8000)

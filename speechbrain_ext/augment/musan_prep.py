@@ -114,7 +114,7 @@ def resolve_musan_folder(musan_folder, categories=MUSAN_CATEGORIES):
     Example
     -------
     >>> import tempfile
-    >>> out = tempfile.mkdtemp()
+    >>> out = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(out, "musan", "noise"))
     >>> resolve_musan_folder(out, ["noise"]).endswith("musan")
     True
@@ -231,11 +231,12 @@ def prepare_musan(
     Example
     -------
     >>> import tempfile
-    >>> musan = tempfile.mkdtemp()
+    >>> musan = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(musan, "noise", "x"))
     >>> sf.write(os.path.join(musan, "noise", "x", "n1.wav"),
     ...          np.zeros(16000 * 11, dtype="float32"), 16000)
-    >>> out = prepare_musan(musan, tempfile.mkdtemp(), ["noise"])
+    >>> out_dir = str(getfixture("tmp_path_factory").mktemp("d"))
+    >>> out = prepare_musan(musan, out_dir, ["noise"])
     >>> rows = open(out["noise"]).read().splitlines()
     >>> len(rows) - 1, rows[1].split(",")[:2]
     (3, ['noise--x--n1--00000', '5.0'])

@@ -53,16 +53,16 @@ def prepare_augmentation(
 
     Example
     -------
-    >>> import os, shutil, tempfile
+    >>> import os
     >>> import numpy as np, soundfile as sf
-    >>> root, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> root = str(getfixture("tmp_path"))
+    >>> out = str(getfixture("tmp_path_factory").mktemp("d"))
     >>> room = os.path.join(root, "simulated_rirs", "mediumroom", "Room001")
     >>> os.makedirs(room)
     >>> sf.write(os.path.join(room, "r.wav"), np.zeros(80), 16000)
     >>> sorted(prepare_augmentation(out, rirs_folder=root,
     ...                             rooms=["mediumroom"]))
     ['rirs']
-    >>> shutil.rmtree(root); shutil.rmtree(out)
     """
     if musan_folder is None and rirs_folder is None:
         raise ValueError("Give musan_folder and/or rirs_folder")
@@ -98,9 +98,9 @@ def main(argv=None):
 
     Example
     -------
-    >>> import os, shutil, tempfile
+    >>> import os
     >>> import numpy as np, soundfile as sf
-    >>> root = tempfile.mkdtemp()
+    >>> root = str(getfixture("tmp_path"))
     >>> room = os.path.join(root, "simulated_rirs", "smallroom", "Room001")
     >>> os.makedirs(room)
     >>> sf.write(os.path.join(room, "r.wav"), np.zeros(80), 16000)
@@ -108,7 +108,6 @@ def main(argv=None):
     ...       "--save_folder", os.path.join(root, "out")])
     {"rirs": ...}
     0
-    >>> shutil.rmtree(root)
     """
     parser = argparse.ArgumentParser(
         prog="python -m speechbrain_ext.augment.prepare",

@@ -52,7 +52,7 @@ def resolve_rirs_folder(rirs_folder):
     Example
     -------
     >>> import tempfile
-    >>> out = tempfile.mkdtemp()
+    >>> out = str(getfixture("tmp_path"))
     >>> sim = os.path.join(out, "RIRS_NOISES", "simulated_rirs")
     >>> os.makedirs(sim)
     >>> resolve_rirs_folder(out) == sim
@@ -118,12 +118,13 @@ def prepare_rirs(
     -------
     >>> import tempfile
     >>> import numpy as np, soundfile as sf
-    >>> root = tempfile.mkdtemp()
+    >>> root = str(getfixture("tmp_path"))
     >>> room = os.path.join(root, "simulated_rirs", "smallroom", "Room001")
     >>> os.makedirs(room)
     >>> sf.write(os.path.join(room, "Room001-00001.wav"),
     ...          np.zeros(800, dtype="float32"), 16000)
-    >>> out = prepare_rirs(root, tempfile.mkdtemp(), rooms=["smallroom"])
+    >>> out_dir = str(getfixture("tmp_path_factory").mktemp("d"))
+    >>> out = prepare_rirs(root, out_dir, rooms=["smallroom"])
     >>> open(out).read().splitlines()[1].split(",")[:2]
     ['smallroom--Room001--Room001-00001', '0.05']
     """

@@ -106,7 +106,7 @@ def local_audio(path):
     Example
     -------
     >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> path = os.path.join(str(getfixture("tmp_path")), "a.wav")
     >>> _ = open(path, "wb").write(b"")
     >>> local_audio(path).path == path
     True
@@ -145,7 +145,7 @@ def missing_local_audio(path):
     Example
     -------
     >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
+    >>> folder = str(getfixture("tmp_path"))
     >>> missing_local_audio(os.path.join(folder, "a.wav")) is not None
     True
     >>> missing_local_audio("some-user/some-repo/a.wav") is None

@@ -55,7 +55,7 @@ def write_pretrained_folder(out_dir, model_kwargs, embedding_state,
     ...           tcn_repeats=1, tcn_blocks=1, channels=8,
     ...           mra_depths=[1, 1, 1], aggregate_channels=8,
     ...           attention_channels=4, lin_neurons=4)
-    >>> out = write_pretrained_folder(tempfile.mkdtemp(), kw,
+    >>> out = write_pretrained_folder(str(getfixture("tmp_path")), kw,
     ...     MRRawNet(**kw).state_dict(), torch.randn(3, 4), ["a", "b", "c"])
     >>> sorted(os.listdir(out))  # doctest: +NORMALIZE_WHITESPACE
     ['README.md', 'classifier.ckpt', 'embedding_model.ckpt',

@@ -26,7 +26,7 @@ def write_label_encoder(path, labels):
     -------
     >>> import os, tempfile
     >>> from speechbrain.dataio.encoder import CategoricalEncoder
-    >>> path = os.path.join(tempfile.mkdtemp(), "label_encoder.txt")
+    >>> path = os.path.join(str(getfixture("tmp_path")), "label_encoder.txt")
     >>> _ = write_label_encoder(path, ["id1", "id2"])
     >>> enc = CategoricalEncoder()
     >>> enc.load(path)

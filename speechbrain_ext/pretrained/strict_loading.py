@@ -104,7 +104,7 @@ def strict_transfer(obj, path):
     Example
     -------
     >>> import tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "layer.ckpt")
+    >>> path = os.path.join(str(getfixture("tmp_path")), "layer.ckpt")
     >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     >>> _ = strict_transfer(torch.nn.Linear(2, 2), path)
     >>> torch.save([1, 2], path)
@@ -160,7 +160,7 @@ def strict_label_transfer(obj, path, n_classes=None):
     >>> from speechbrain.dataio.encoder import CategoricalEncoder
     >>> from speechbrain_ext.pretrained.label_encoder import (
     ...     write_label_encoder)
-    >>> path = os.path.join(tempfile.mkdtemp(), "label_encoder.txt")
+    >>> path = os.path.join(str(getfixture("tmp_path")), "label_encoder.txt")
     >>> _ = write_label_encoder(path, ["a", "b"])
     >>> len(strict_label_transfer(CategoricalEncoder(), path, 2))
     2

@@ -73,7 +73,7 @@ def cache_key(checkpoint, model_config, conditions, sample_rate=16000,
     -------
     >>> import tempfile
     >>> import torch
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+    >>> path = os.path.join(str(getfixture("tmp_path")), "model.ckpt")
     >>> torch.save({"w": torch.ones(2)}, path)
     >>> a = cache_key(path, "cfg", {"full": None})
     >>> a == cache_key(path, "cfg", {"full": None})
@@ -121,7 +121,7 @@ class EmbeddingCache:
     Example
     -------
     >>> import tempfile
-    >>> root = tempfile.mkdtemp()
+    >>> root = str(getfixture("tmp_path"))
     >>> cache = EmbeddingCache(root, "ab" * 32)
     >>> cache.put("a.wav", "full", np.ones(3), stamp=(10, 1))
     >>> cache.get("a.wav", "full", stamp=(10, 1))

@@ -127,7 +127,7 @@ def extract_embeddings(
     >>> class Sum(torch.nn.Module):
     ...     def forward(self, wavs, lengths):
     ...         return wavs.sum(dim=1)[:, None, None]
-    >>> cache = EmbeddingCache(tempfile.mkdtemp(), "cd" * 32)
+    >>> cache = EmbeddingCache(str(getfixture("tmp_path")), "cd" * 32)
     >>> audio = {"a": torch.ones(4), "b": torch.arange(3.0)}
     >>> out = extract_embeddings(
     ...     BatchedEmbedder(Sum()), cache, {"a": [None, 2], "b": [None]},

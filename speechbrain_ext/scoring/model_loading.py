@@ -40,7 +40,7 @@ def resolve_pretrained_folder(path):
     Example
     -------
     >>> import tempfile
-    >>> out = tempfile.mkdtemp()
+    >>> out = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(out, "pretrained"))
     >>> for name in ("hyperparams.yaml", "embedding_model.ckpt"):
     ...     open(os.path.join(out, "pretrained", name), "w").close()
@@ -91,7 +91,7 @@ def load_embedding_model(folder):
     ...           tcn_repeats=1, tcn_blocks=1, channels=8,
     ...           mra_depths=[1, 1, 1], aggregate_channels=8,
     ...           attention_channels=4, lin_neurons=4)
-    >>> folder = write_pretrained_folder(tempfile.mkdtemp(), kw,
+    >>> folder = write_pretrained_folder(str(getfixture("tmp_path")), kw,
     ...     MRRawNet(**kw).state_dict(), torch.randn(3, 4))
     >>> model, ckpt, config = load_embedding_model(folder)
     >>> type(model).__name__, os.path.basename(ckpt)

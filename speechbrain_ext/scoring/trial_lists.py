@@ -119,7 +119,7 @@ def default_audio_folder(data_folder):
     Example
     -------
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> default_audio_folder(d) == os.path.abspath(d)
     True
     """
@@ -154,7 +154,7 @@ def find_trial_file(path, data_folder):
     Example
     -------
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(d, "meta"))
     >>> open(os.path.join(d, "meta", "veri_test2.txt"), "w").close()
     >>> find_trial_file("veri_test2.txt", d).endswith("meta/veri_test2.txt")
@@ -205,7 +205,7 @@ def trial_specs(items, data_folder, audio_folder=None):
     Example
     -------
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> for n in ("a.txt", "b.txt"):
     ...     open(os.path.join(d, n), "w").close()
     >>> [s.name for s in trial_specs(["a.txt", {"path": "b.txt",
@@ -298,7 +298,7 @@ def load_trial_lists(specs, allow_outside=False):
     Example
     -------
     >>> import tempfile
-    >>> d = tempfile.mkdtemp()
+    >>> d = str(getfixture("tmp_path"))
     >>> p = os.path.join(d, "t.txt")
     >>> _ = open(p, "w").write("1 x/a.wav x/b.wav\\n0 x/a.wav y/c.wav\\n")
     >>> [loaded] = load_trial_lists([TrialSpec("t", p, d)])
