@@ -79,8 +79,8 @@ def file_stamps(paths):
 
     Example
     -------
-    >>> import tempfile
-    >>> path = tempfile.mkstemp()[1]
+    >>> path = str(getfixture("tmp_path") / "empty.wav")
+    >>> _ = open(path, "wb").close()
     >>> file_stamps([path])[path][0]
     0
     >>> file_stamps([path, "/no/such.wav"])
