@@ -32,10 +32,7 @@ import threading
 import numpy as np
 
 from speechbrain_ext.data.audio_read import read_audio, read_checked_crop
-from speechbrain_ext.training.random_state import (
-    generator_state,
-    restore_generator,
-)
+from speechbrain_ext.generator_state import generator_state, restore_generator
 
 logger = logging.getLogger(__name__)
 

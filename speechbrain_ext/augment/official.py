@@ -38,10 +38,7 @@ from speechbrain_ext.augment.clip_bank import ClipBank
 from speechbrain_ext.augment.lengths import _valid_counts
 from speechbrain_ext.augment.reverberation import Reverberation
 from speechbrain_ext.augment.seeding import make_generator
-from speechbrain_ext.training.random_state import (
-    generator_state,
-    restore_generator,
-)
+from speechbrain_ext.generator_state import generator_state, restore_generator
 
 #: The six official conditions, drawn uniformly per utterance.
 CONDITIONS = ("clean", "reverb", "music", "babble", "noise", "tv")

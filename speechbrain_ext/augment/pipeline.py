@@ -59,10 +59,7 @@ from speechbrain_ext.augment.official import (
 )
 from speechbrain_ext.augment.seeding import make_generator
 from speechbrain_ext.augment.speed import SpeedPerturbation
-from speechbrain_ext.training.random_state import (
-    generator_state,
-    restore_generator,
-)
+from speechbrain_ext.generator_state import generator_state, restore_generator
 
 __all__ = [
     "CONDITIONS",
