@@ -35,7 +35,7 @@ def unwrap(module):
     return getattr(module, "module", module)
 
 
-def state_digest(module):
+def module_digest(module):
     """SHA-256 of a module's state dict (names, dtypes, shapes, values).
 
     Arguments
@@ -57,7 +57,7 @@ def state_digest(module):
     >>> b = torch.nn.Linear(2, 2)
     >>> b.load_state_dict(a.state_dict())
     <All keys matched successfully>
-    >>> state_digest(a) == state_digest(b)
+    >>> module_digest(a) == module_digest(b)
     True
     """
     return state_dict_digest(unwrap(module).state_dict())

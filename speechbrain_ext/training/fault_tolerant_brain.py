@@ -48,7 +48,7 @@ from speechbrain.utils.distributed import (
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ext.data.safe_audio import BadFileTracker
-from speechbrain_ext.training.digests import state_digest, unwrap
+from speechbrain_ext.training.digests import module_digest, unwrap
 from speechbrain_ext.training.train_log import mark_resume
 
 logger = get_logger(__name__)
@@ -460,14 +460,15 @@ class FaultTolerantBrain(sb.core.Brain):
             self.modules[name] = module
 
     def weight_digests(self):
-        """State digests of every module (see :func:`state_digest`).
+        """State digests of every module (see
+        :func:`~speechbrain_ext.training.digests.module_digest`).
 
         Returns
         -------
         dict
             Module name to hex digest.
         """
-        return {name: state_digest(m) for name, m in self.modules.items()}
+        return {name: module_digest(m) for name, m in self.modules.items()}
 
     # ------------------------------------------------------------------
     # Checkpoint hooks (replace Brain's; same fields plus epoch sums)

@@ -28,7 +28,7 @@ import torch
 import yaml
 from conftest import ROOT, TINY_KWARGS
 
-from speechbrain_ext.training.digests import state_digest
+from speechbrain_ext.training.digests import module_digest
 from speechbrain_ext.training.export import export_pretrained, find_checkpoint
 from speechbrain_ext.training.safe_checkpointer import SafeCheckpointer
 
@@ -290,8 +290,8 @@ def test_two_process_ddp_identical_weights(corpus, tmp_path):
     model.load_state_dict(torch.load(ckpt.paramfiles["embedding_model"]))
     classifier = Classifier(TINY_KWARGS["lin_neurons"], out_neurons=8)
     classifier.load_state_dict(torch.load(ckpt.paramfiles["classifier"]))
-    assert state_digest(model) == digests[0]["embedding_model"]
-    assert state_digest(classifier) == digests[0]["classifier"]
+    assert module_digest(model) == digests[0]["embedding_model"]
+    assert module_digest(classifier) == digests[0]["classifier"]
 
     # Each rank ran its half of the speaker-balanced batches.
     steps = counters(out / "save")
@@ -334,7 +334,7 @@ def test_export_matches_training_model(corpus, run_a, tmp_path, which):
     if which == "last":
         # The last checkpoint holds the training-time (final) weights.
         digests = json.load(open(run_a / "weight_digests_rank0.json"))
-        assert state_digest(model) == digests["embedding_model"]
+        assert module_digest(model) == digests["embedding_model"]
 
     encoder = EncoderClassifier.from_hparams(
         source=str(folder),
