@@ -1,32 +1,10 @@
-"""Shared test fixtures: tiny model configurations and the shared folder."""
+"""Shared test fixtures (the constants and helpers are in ``helpers.py``)."""
 
-import os
 import pathlib
 
 import pytest
 import torch
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED = pathlib.Path(
-    os.environ.get("MR_RAWNET_SHARED", ROOT.parent / "shared")
-)
-OFFICIAL_FIXTURE = SHARED / "fixtures" / "mr_rawnet_official"
-
-#: A small MR-RawNet: same architecture family, tiny widths.
-TINY_KWARGS = {
-    "sinc_filters": 8,
-    "tcn_channels": 8,
-    "tcn_hidden": 6,
-    "tcn_repeats": 1,
-    "tcn_blocks": 4,
-    "channels": 8,
-    "mra_depths": [1, 1, 1],
-    "mra_dilation": 2,
-    "mra_scale": 4,
-    "aggregate_channels": 12,
-    "attention_channels": 6,
-    "lin_neurons": 5,
-}
+from helpers import OFFICIAL_FIXTURE, ROOT, SHARED, TINY_KWARGS  # noqa: F401
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def recipe_args(corpus, out, device, smoke):
     if not str(device).startswith("cuda"):
         args.append(f"--device={device}")
     if smoke:
-        from conftest import TINY_KWARGS
+        from helpers import TINY_KWARGS
 
         model = json.dumps(TINY_KWARGS).replace('"', "")
         args += [f"--model_kwargs={model}", "--aam_margin=0.1"]

@@ -111,7 +111,7 @@ def report_speed(rep, ctx, key, times, batch):
 def model_kwargs(smoke):
     """The full-size configuration (tiny in smoke mode)."""
     if smoke:
-        from conftest import TINY_KWARGS
+        from helpers import TINY_KWARGS
 
         return dict(TINY_KWARGS)
     from speechbrain_ext.pretrained import OFFICIAL_MODEL_KWARGS

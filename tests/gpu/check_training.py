@@ -78,7 +78,7 @@ def model_sizes(smoke):
         ``name -> MRRawNet kwargs``.
     """
     if smoke:  # one size: the full-size case runs the same code
-        from conftest import TINY_KWARGS
+        from helpers import TINY_KWARGS
 
         return {"demo": dict(TINY_KWARGS)}
     from speechbrain_ext.pretrained import OFFICIAL_MODEL_KWARGS
@@ -119,7 +119,7 @@ def make_brain(model_kwargs, n_classes, device, precision, lr,
     from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from recipe_modules import training_recipe
+    from helpers import training_recipe
 
     SpeakerBrain = training_recipe().SpeakerBrain
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_KWARGS
+from helpers import TINY_KWARGS
 from test_training import RECIPE, recipe_args, run
 
 from speechbrain_ext.calibrate import calibrate_folder

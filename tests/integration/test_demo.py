@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import torch
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 
 
 def test_demo_end_to_end(tmp_path):

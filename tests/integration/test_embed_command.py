@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 
 from speechbrain_ext import embed
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet

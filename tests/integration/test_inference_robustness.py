@@ -24,7 +24,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import local_audio, write_pretrained_folder

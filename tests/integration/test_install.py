@@ -21,7 +21,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import write_pretrained_folder

@@ -37,7 +37,7 @@ import uuid
 import fault_injection as faults
 import pytest
 import torch
-from conftest import ROOT
+from helpers import ROOT
 from test_training import (
     RECIPE,
     TIMEOUT,

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 from official_code import official_module
 
 from speechbrain_ext.training.export import find_checkpoint

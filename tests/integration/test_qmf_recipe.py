@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from helpers import TINY_KWARGS
 
 from speechbrain_ext.data.csv_files import write_csv
 from speechbrain_ext.data.voxceleb_train import TRAIN_FIELDS
@@ -17,7 +18,6 @@ from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import write_pretrained_folder
 from speechbrain_ext.scoring import qmf, qmf_trials
 from speechbrain_ext.scoring.calibration import LogisticCalibration
-from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "speaker_verification_cosine.py"

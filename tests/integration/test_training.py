@@ -26,7 +26,7 @@ import time
 import pytest
 import torch
 import yaml
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 
 from speechbrain_ext.training.digests import module_digest
 from speechbrain_ext.training.export import export_pretrained, find_checkpoint

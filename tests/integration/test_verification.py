@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import TINY_KWARGS
 
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import write_pretrained_folder
@@ -39,7 +40,6 @@ from speechbrain_ext.scoring.views import (
     condition_crop,
     condition_views,
 )
-from tests.conftest import TINY_KWARGS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "speaker_verification_cosine.py"

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from speechbrain_ext.scoring.calibration import (
     CALIBRATION_FILE,

@@ -25,7 +25,7 @@ import time
 
 import pytest
 import torch
-from conftest import OFFICIAL_FIXTURE, ROOT
+from helpers import OFFICIAL_FIXTURE, ROOT
 
 GPU = ROOT / "tests" / "gpu"
 sys.path.insert(0, str(GPU))

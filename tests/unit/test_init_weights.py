@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import TINY_KWARGS
+from helpers import TINY_KWARGS
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet

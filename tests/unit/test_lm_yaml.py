@@ -9,7 +9,7 @@ any other key (a new base setting not carried over, say) fails here.
 import re
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from hyperpyyaml import load_hyperpyyaml
 
 HPARAMS = ROOT / "hparams"

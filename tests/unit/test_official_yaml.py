@@ -8,7 +8,7 @@ import json
 import math
 
 import pytest
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_ext.data.trial_lists import TrialListNotFoundError

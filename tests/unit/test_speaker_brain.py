@@ -2,7 +2,7 @@
 
 import speechbrain as sb
 import torch
-from recipe_modules import training_recipe
+from helpers import training_recipe
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 from speechbrain.nnet.losses import AdditiveAngularMargin, LogSoftmaxWrapper

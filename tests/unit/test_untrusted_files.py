@@ -16,7 +16,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS
 
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet
 from speechbrain_ext.pretrained import (
