@@ -26,6 +26,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from speechbrain_ext.augment.noise_csv import NOISE_FIELDS, _stat_entries
+from speechbrain_ext.data.audio_read import BadAudioError, read_audio
 from speechbrain_ext.data.csv_files import write_csv
 from speechbrain_ext.data.download import download_hint
 from speechbrain_ext.data.fingerprint import (
@@ -147,8 +148,11 @@ def _split_one(src, out_base, uid_base, chunk_s, hop_s, sample_rate):
         return f"{src} ({err})"
     if info.samplerate != sample_rate:
         return None
-    data, sr = sf.read(src, dtype="float32", always_2d=True)
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    try:
+        mono = read_audio(src)
+    except BadAudioError as err:
+        return f"{src} ({err.reason})"
+    sr = info.samplerate
     bounds = chunk_bounds(
         len(mono), int(round(chunk_s * sr)), int(round(hop_s * sr))
     )
