@@ -2,7 +2,6 @@
 and the fitting command's refusals (the recipe's QMF rows:
 ``tests/integration/test_qmf_recipe.py``)."""
 
-import pathlib
 
 import numpy as np
 import pytest
@@ -13,10 +12,6 @@ from speechbrain_ext.scoring import qmf, qmf_trials
 from speechbrain_ext.scoring.calibration import LogisticCalibration
 from speechbrain_ext.scoring.calibration_metrics import cllr
 from speechbrain_ext.scoring.speechbrain_metrics import compute_eer
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "recipes" / "speaker_verification_cosine.py"
-DEMO_YAML = ROOT / "hparams" / "verification_demo.yaml"
 
 
 def synthetic_trials(n, seed):
