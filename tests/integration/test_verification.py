@@ -216,7 +216,7 @@ def test_resume_after_exception_matches_uninterrupted(model_folder, lists,
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    sys.path.insert(0, {root!r})
+    sys.path[:0] = [{root!r}, os.path.join({root!r}, "tests")]
     from tests.integration.test_verification import _run, lists_for
     calls = {{"n": 0}}
     def hook(model):
