@@ -14,12 +14,12 @@ Authors
 
 import contextlib
 
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_ext.data.audio_read import BadAudioError, read_checked_crop
+from speechbrain_ext.data.audio_read import BadAudioError, read_audio
+from speechbrain_ext.data.crops import crop_window
 from speechbrain_ext.data.paths import resolve_path
 from speechbrain_ext.scoring.metrics import compute_metrics
 from speechbrain_ext.scoring.trials import read_trials
@@ -75,6 +75,7 @@ def trial_eer(
     Example
     -------
     >>> import numpy as np
+    >>> import soundfile as sf
     >>> folder = getfixture("tmp_path")
     >>> rng = np.random.default_rng(0)
     >>> for name, f0 in (("a1", 1), ("a2", 1), ("b1", 3), ("b2", 3)):
@@ -93,6 +94,13 @@ def trial_eer(
     """
     trials = read_trials(trial_file)
     context = contextlib.nullcontext() if context is None else context
+    limit = int(round(max_seconds * sample_rate)) if max_seconds else None
+
+    def window(frames):
+        """The whole file, or its centre ``max_seconds``."""
+        return (0, -1) if limit is None else crop_window(
+            frames, min(frames, limit)
+        )
     was_training = model.training
     model.eval()
     embeddings = {}
@@ -105,14 +113,8 @@ def trial_eer(
                     where=trial_file,
                 )
             try:
-                n = sf.info(path).frames
-                if max_seconds:
-                    n = min(n, int(round(max_seconds * sample_rate)))
-                wav = read_checked_crop(
-                    path, max(n, 1), sample_rate=sample_rate
-                )
-            except (BadAudioError, RuntimeError) as err:
-                # (soundfile's errors are RuntimeErrors)
+                wav = read_audio(path, window, sample_rate=sample_rate)
+            except BadAudioError as err:
                 logger.warning(f"EER trials: skipped {path}: {err}")
                 continue
             wav = torch.as_tensor(wav, device=device)

@@ -13,9 +13,11 @@ class Spectrum(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.modes = []
+        self.inputs = []
 
     def forward(self, wavs, lengths):
         self.modes.append(self.training)
+        self.inputs.append(wavs[0].clone())
         return torch.fft.rfft(wavs, n=1600).abs()[:, None, :60]
 
 
@@ -52,3 +54,12 @@ def test_too_few_trials_give_none(tmp_path):
     trials = _corpus(tmp_path, bad="b2.wav")
     (tmp_path / "b1.wav").unlink()
     assert trial_eer(Spectrum(), trials, str(tmp_path)) is None
+
+
+def test_max_seconds_embeds_the_centre_crop(tmp_path):
+    trials = _corpus(tmp_path)
+    model = Spectrum()
+    trial_eer(model, trials, str(tmp_path), max_seconds=0.05)
+    full, _ = sf.read(tmp_path / "a1.wav", dtype="float32")
+    assert [len(x) for x in model.inputs] == [800] * 4
+    np.testing.assert_array_equal(model.inputs[0].numpy(), full[400:1200])
