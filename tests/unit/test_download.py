@@ -25,6 +25,7 @@ import zipfile
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import training_recipe
 
 from speechbrain_ext.augment.prepare import prepare_augmentation
 from speechbrain_ext.data import download, unpack
@@ -484,7 +485,6 @@ def test_command_line_errors(capsys):
 
 
 def test_recipes_never_download_and_name_this_command(tmp_path, monkeypatch):
-    import importlib.util
 
     from speechbrain_ext.augment.musan_prep import resolve_musan_folder
     from speechbrain_ext.augment.rir_prep import resolve_rirs_folder
@@ -496,11 +496,7 @@ def test_recipes_never_download_and_name_this_command(tmp_path, monkeypatch):
         raise AssertionError("a recipe opened a network connection")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    spec = importlib.util.spec_from_file_location(
-        "train_recipe", ROOT / "recipes" / "train_speaker_embeddings.py"
-    )
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = training_recipe()
     with pytest.raises(ValueError, match=r"speechbrain_ext\.data\.download "
                        r"musan rirs_noises <folder>"):
         recipe.prepare_noise({"augment": True, "musan_folder": None,
@@ -557,7 +553,6 @@ def test_readme_data_steps_from_an_empty_disk(server, table, archives,
     (``/data`` -> a temporary folder; downloads from the loopback server,
     ffmpeg replaced by a stand-in), then checks that the training recipe
     reuses the prepared CSVs."""
-    import importlib.util
     import stat
 
     from speechbrain_ext.data import prepare
@@ -604,11 +599,7 @@ def test_readme_data_steps_from_an_empty_disk(server, table, archives,
     assert not any("id10270" in r for r in rows)
 
     # The training run (README "One GPU" options) reuses these CSVs.
-    spec = importlib.util.spec_from_file_location(
-        "train_recipe", ROOT / "recipes" / "train_speaker_embeddings.py"
-    )
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = training_recipe()
     yaml_text = (ROOT / "hparams" / "mr_rawnet.yaml").read_text()
 
     def value(key):

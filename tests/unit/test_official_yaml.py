@@ -3,26 +3,20 @@ issue 10), and the recipe refuses the ways to fool oneself by accident: a
 trial list that cannot be found, or a speaker count other than the
 classifier's. The recipe's functions run in-process on a tiny model."""
 
-import importlib.util
 import json
 import math
 
 import pytest
-from helpers import ROOT, TINY_KWARGS
+from helpers import ROOT, TINY_KWARGS, training_recipe
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_ext.data.trial_lists import TrialListNotFoundError
 from speechbrain_ext.training.losses import AAMSoftmaxLoss
 
-RECIPE = ROOT / "recipes" / "train_speaker_embeddings.py"
-
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("train_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return training_recipe()
 
 
 def _load(tmp_path, **overrides):
