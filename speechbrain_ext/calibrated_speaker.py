@@ -77,7 +77,6 @@ class CalibratedSpeakerRecognition(SpeakerRecognition):
     Example
     -------
     >>> import torch
-    >>> import tempfile
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
     >>> from speechbrain_ext.pretrained import write_pretrained_folder
     >>> kw = dict(sinc_filters=8, tcn_channels=8, tcn_hidden=6,

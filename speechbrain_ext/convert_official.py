@@ -243,7 +243,6 @@ def read_train_list_speakers(path):
 
     Example
     -------
-    >>> import tempfile
     >>> p = os.path.join(str(getfixture("tmp_path")), "train.txt")
     >>> _ = open(p, "w").write("id2 id2/s/1.wav\\nid1 id1/s/1.wav\\n")
     >>> read_train_list_speakers(p)

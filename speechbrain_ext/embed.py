@@ -88,7 +88,6 @@ def list_audio(source):
 
     Example
     -------
-    >>> import tempfile
     >>> root = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(root, "s1"))
     >>> for name in ("s1/b.flac", "a.WAV", "notes.txt"):
@@ -163,7 +162,6 @@ def load_embedder(pretrained, device="cpu", batch_size=16,
 
     Example
     -------
-    >>> import tempfile
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
     >>> from speechbrain_ext.pretrained import write_pretrained_folder
     >>> kw = dict(sinc_filters=8, tcn_channels=8, tcn_hidden=6,
@@ -287,7 +285,6 @@ def write_outputs(out_dir, keys, vectors, summary):
 
     Example
     -------
-    >>> import tempfile
     >>> out = str(getfixture("tmp_path"))
     >>> _ = write_outputs(out, ["a.wav"], np.ones((1, 3)), {"n": 1})
     >>> np.load(os.path.join(out, "embeddings.npy")).dtype

@@ -112,7 +112,6 @@ def calibration_cohort(cohort_file, audio_folder, speakers, size=None,
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> p = os.path.join(d, "cohort.txt")
     >>> _ = open(p, "w").write("a/s/1.wav\\nb/s/2.wav\\nc/s/3.wav\\n")
@@ -197,7 +196,6 @@ def fit_qmf_folder(pretrained, trial_list, audio_folder, cohort_file,
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> cal, test = os.path.join(d, "cal.txt"), os.path.join(d, "test.txt")
     >>> _ = open(cal, "w").write("1 id1/a/1.wav id1/b/2.wav\\n"

@@ -114,7 +114,6 @@ def resolve_musan_folder(musan_folder, categories=MUSAN_CATEGORIES):
 
     Example
     -------
-    >>> import tempfile
     >>> out = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(out, "musan", "noise"))
     >>> resolve_musan_folder(out, ["noise"]).endswith("musan")
@@ -234,7 +233,6 @@ def prepare_musan(
 
     Example
     -------
-    >>> import tempfile
     >>> musan = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(musan, "noise", "x"))
     >>> sf.write(os.path.join(musan, "noise", "x", "n1.wav"),

@@ -51,7 +51,6 @@ def resolve_rirs_folder(rirs_folder):
 
     Example
     -------
-    >>> import tempfile
     >>> out = str(getfixture("tmp_path"))
     >>> sim = os.path.join(out, "RIRS_NOISES", "simulated_rirs")
     >>> os.makedirs(sim)
@@ -116,7 +115,6 @@ def prepare_rirs(
 
     Example
     -------
-    >>> import tempfile
     >>> import numpy as np, soundfile as sf
     >>> root = str(getfixture("tmp_path"))
     >>> room = os.path.join(root, "simulated_rirs", "smallroom", "Room001")

@@ -37,7 +37,7 @@ def wav_truncation(path):
 
     Example
     -------
-    >>> import tempfile, numpy, soundfile
+    >>> import numpy, soundfile
     >>> path = os.path.join(str(getfixture("tmp_path")), "a.wav")
     >>> soundfile.write(path, numpy.zeros(1000), 16000, subtype="PCM_16")
     >>> wav_truncation(path) is None

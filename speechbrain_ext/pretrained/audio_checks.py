@@ -105,7 +105,6 @@ def local_audio(path):
 
     Example
     -------
-    >>> import tempfile
     >>> path = os.path.join(str(getfixture("tmp_path")), "a.wav")
     >>> _ = open(path, "wb").write(b"")
     >>> local_audio(path).path == path
@@ -144,7 +143,6 @@ def missing_local_audio(path):
 
     Example
     -------
-    >>> import tempfile
     >>> folder = str(getfixture("tmp_path"))
     >>> missing_local_audio(os.path.join(folder, "a.wav")) is not None
     True

@@ -31,9 +31,9 @@ def state_digest(path):
 
     Example
     -------
-    >>> import os, tempfile
+    >>> import os
     >>> a = os.path.join(str(getfixture("tmp_path")), "a.ckpt")
-    >>> b = os.path.join(str(getfixture("tmp_path") / "b.ckpt"))
+    >>> b = str(getfixture("tmp_path") / "b.ckpt")
     >>> state = torch.nn.Linear(2, 2).state_dict()
     >>> torch.save(state, a); torch.save(state, b)
     >>> state_digest(a) == state_digest(b)
@@ -97,7 +97,7 @@ def sha256_of(path, chunk=1 << 20):
 
     Example
     -------
-    >>> import os, tempfile
+    >>> import os
     >>> path = os.path.join(str(getfixture("tmp_path")), "x")
     >>> _ = open(path, "wb").write(b"abc")
     >>> sha256_of(path)[:8]

@@ -49,7 +49,6 @@ def write_pretrained_folder(out_dir, model_kwargs, embedding_state,
 
     Example
     -------
-    >>> import tempfile
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet
     >>> kw = dict(sinc_filters=8, tcn_channels=8, tcn_hidden=6,
     ...           tcn_repeats=1, tcn_blocks=1, channels=8,

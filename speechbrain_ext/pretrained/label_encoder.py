@@ -24,7 +24,7 @@ def write_label_encoder(path, labels):
 
     Example
     -------
-    >>> import os, tempfile
+    >>> import os
     >>> from speechbrain.dataio.encoder import CategoricalEncoder
     >>> path = os.path.join(str(getfixture("tmp_path")), "label_encoder.txt")
     >>> _ = write_label_encoder(path, ["id1", "id2"])

@@ -103,7 +103,6 @@ def strict_transfer(obj, path):
 
     Example
     -------
-    >>> import tempfile
     >>> path = os.path.join(str(getfixture("tmp_path")), "layer.ckpt")
     >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
     >>> _ = strict_transfer(torch.nn.Linear(2, 2), path)
@@ -156,7 +155,6 @@ def strict_label_transfer(obj, path, n_classes=None):
 
     Example
     -------
-    >>> import tempfile
     >>> from speechbrain.dataio.encoder import CategoricalEncoder
     >>> from speechbrain_ext.pretrained.label_encoder import (
     ...     write_label_encoder)

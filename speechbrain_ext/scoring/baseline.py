@@ -99,7 +99,7 @@ def score_baseline(trials, conditions, sample_rate=16000, p_targets=(0.01,
 
     Example
     -------
-    >>> import os, tempfile, soundfile
+    >>> import os, soundfile
     >>> from speechbrain_ext.scoring.trials import parse_trials
     >>> d = str(getfixture("tmp_path"))
     >>> import numpy as np

@@ -409,7 +409,6 @@ class LogisticCalibration:
 
         Example
         -------
-        >>> import tempfile
         >>> path = os.path.join(str(getfixture("tmp_path")), "calibration.json")
         >>> _ = LogisticCalibration([3.0], -1.0).save(path)
         >>> LogisticCalibration.load(path).bias
@@ -461,7 +460,6 @@ def folder_calibration(folder):
 
     Example
     -------
-    >>> import tempfile
     >>> folder = str(getfixture("tmp_path"))
     >>> folder_calibration(folder) is None
     True

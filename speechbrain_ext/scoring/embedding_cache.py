@@ -71,7 +71,6 @@ def cache_key(checkpoint, model_config, conditions, sample_rate=16000,
 
     Example
     -------
-    >>> import tempfile
     >>> import torch
     >>> path = os.path.join(str(getfixture("tmp_path")), "model.ckpt")
     >>> torch.save({"w": torch.ones(2)}, path)
@@ -120,7 +119,6 @@ class EmbeddingCache:
 
     Example
     -------
-    >>> import tempfile
     >>> root = str(getfixture("tmp_path"))
     >>> cache = EmbeddingCache(root, "ab" * 32)
     >>> cache.put("a.wav", "full", np.ones(3), stamp=(10, 1))

@@ -120,7 +120,6 @@ def extract_embeddings(
 
     Example
     -------
-    >>> import tempfile
     >>> import torch
     >>> from speechbrain_ext.scoring.batching import BatchedEmbedder
     >>> from speechbrain_ext.scoring.embedding_cache import EmbeddingCache

@@ -39,7 +39,6 @@ def resolve_pretrained_folder(path):
 
     Example
     -------
-    >>> import tempfile
     >>> out = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(out, "pretrained"))
     >>> for name in ("hyperparams.yaml", "embedding_model.ckpt"):
@@ -83,7 +82,6 @@ def load_embedding_model(folder):
 
     Example
     -------
-    >>> import tempfile
     >>> import torch
     >>> from speechbrain_ext.pretrained import write_pretrained_folder
     >>> from speechbrain_ext.lobes.mr_rawnet import MRRawNet

@@ -269,7 +269,6 @@ def list_speakers(path):
 
     Example
     -------
-    >>> import tempfile
     >>> p = os.path.join(str(getfixture("tmp_path")), "t.txt")
     >>> _ = open(p, "w").write("1 id1/s/1.wav id1/t/2.wav\\n")
     >>> sorted(list_speakers(p))
@@ -303,7 +302,6 @@ def check_disjoint(speakers, source, exclude):
 
     Example
     -------
-    >>> import tempfile
     >>> p = os.path.join(str(getfixture("tmp_path")), "test.txt")
     >>> _ = open(p, "w").write("1 id9/s/1.wav id9/t/2.wav\\n")
     >>> check_disjoint({"id1"}, "train.csv", [p])
@@ -412,7 +410,6 @@ def folder_qmf(folder):
 
     Example
     -------
-    >>> import tempfile
     >>> folder = str(getfixture("tmp_path"))
     >>> folder_qmf(folder) is None
     True

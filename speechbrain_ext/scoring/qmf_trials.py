@@ -67,7 +67,6 @@ def read_training_csv(path, data_root=None):
 
     Example
     -------
-    >>> import tempfile
     >>> p = os.path.join(str(getfixture("tmp_path")), "train.csv")
     >>> _ = open(p, "w").write("ID,duration,wav,spk_id\\n"
     ...     "u2,1.0,/w/s1/a/2.wav,s1\\nu1,1.0,/w/s1/a/1.wav,s1\\n")
@@ -241,7 +240,6 @@ def write_trials(trials, out, audio_folder):
 
     Example
     -------
-    >>> import tempfile
     >>> out = os.path.join(str(getfixture("tmp_path")), "cal.txt")
     >>> _ = write_trials([(1, "/w/a/s/1.wav", "/w/a/t/2.wav")], out, "/w")
     >>> open(out).read()
@@ -276,7 +274,6 @@ def main(argv=None):
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> csv_path = os.path.join(d, "train.csv")
     >>> _ = open(csv_path, "w").write("ID,duration,wav,spk_id\\n" + "".join(

@@ -49,7 +49,6 @@ def write_scores(path, enrol, test, labels, scores):
 
     Example
     -------
-    >>> import tempfile
     >>> path = os.path.join(str(getfixture("tmp_path")), "scores", "full.txt")
     >>> _ = write_scores(path, ["a.wav"], ["b.wav"], [1], [0.25])
     >>> open(path).read()
@@ -199,7 +198,6 @@ def write_results(rows, folder, p_targets=(0.01, 0.05), meta=None):
 
     Example
     -------
-    >>> import tempfile
     >>> row = metrics_row("o", "full", "cosine", [1, 0], [0.9, 0.1])
     >>> md, js = write_results([row], str(getfixture("tmp_path")))
     >>> json.load(open(js))["results"]["o"]["full"]["cosine"]["n_trials"]
@@ -266,7 +264,6 @@ def plot_score_histograms(curves, path, title=None, bins=60, dpi=110):
 
     Example
     -------
-    >>> import tempfile
     >>> rng = np.random.default_rng(0)
     >>> curves = {"full": (rng.normal(1, 1, 50), rng.normal(0, 1, 50)),
     ...           "1.04s": (rng.normal(0.5, 1, 50), rng.normal(0, 1, 50))}

@@ -118,7 +118,6 @@ def default_audio_folder(data_folder):
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> default_audio_folder(d) == os.path.abspath(d)
     True
@@ -153,7 +152,6 @@ def find_trial_file(path, data_folder):
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> os.makedirs(os.path.join(d, "meta"))
     >>> open(os.path.join(d, "meta", "veri_test2.txt"), "w").close()
@@ -204,7 +202,6 @@ def trial_specs(items, data_folder, audio_folder=None):
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> for n in ("a.txt", "b.txt"):
     ...     open(os.path.join(d, n), "w").close()
@@ -297,7 +294,6 @@ def load_trial_lists(specs, allow_outside=False):
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> p = os.path.join(d, "t.txt")
     >>> _ = open(p, "w").write("1 x/a.wav x/b.wav\\n0 x/a.wav y/c.wav\\n")

@@ -76,7 +76,6 @@ def read_cohort(path, audio_folder, size=None, seed=0, allow_outside=False,
 
     Example
     -------
-    >>> import tempfile
     >>> d = str(getfixture("tmp_path"))
     >>> p = os.path.join(d, "cohort.txt")
     >>> _ = open(p, "w").write("s1/a.wav\\n# note\\n\\ns2/b.wav\\ns1/a.wav\\n")
@@ -204,7 +203,7 @@ def audio_lengths(needs, sample_rate=16000, workers=8, progress=True):
 
     Example
     -------
-    >>> import tempfile, soundfile
+    >>> import soundfile
     >>> wav = os.path.join(str(getfixture("tmp_path")), "a.wav")
     >>> soundfile.write(wav, np.zeros(4000), 8000)
     >>> audio_lengths({wav: [None]}, workers=1)[1][wav]

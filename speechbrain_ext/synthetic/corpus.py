@@ -146,7 +146,6 @@ def generate_corpus(
 
     Example
     -------
-    >>> import tempfile
     >>> out = str(getfixture("tmp_path"))
     >>> info = generate_corpus(out, 1, 2, 2, seed=3, max_duration=2.0,
     ...     n_noise=1, n_music=1, n_speech=1, n_rooms=1, rirs_per_room=1,
@@ -294,7 +293,6 @@ def main(argv=None):
 
     Example
     -------
-    >>> import tempfile
     >>> out = str(getfixture("tmp_path"))
     >>> main([out, "--n_train_speakers", "0", "--n_test_speakers", "2",
     ...     "--utts_per_speaker", "2", "--max_duration", "2", "--n_noise",
