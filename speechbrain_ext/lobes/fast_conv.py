@@ -43,6 +43,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.channel_gemm import (
+    channel_matmul,
+    is_channel_major,
+    to_channel_major,
+)
+
 #: Kernel selection modes: time both (``auto``), or force one.
 MODES = ("auto", "stock", "fast")
 _mode = os.environ.get("MR_RAWNET_CPU_KERNELS", "auto")
@@ -195,8 +201,41 @@ def _run(name, weight, dilation, x, stock, fast):
     return fast(x) if choice else stock(x)
 
 
-def pointwise_conv1d(x, weight, bias=None):
-    """A 1x1 convolution, a matrix product for CPU inference.
+def inference_layout(x, *params):
+    """``x`` in the layout the CPU inference kernels want.
+
+    A batch is made channel-major (``channel_gemm``) for CPU inference
+    unless the kernels are forced to ``"stock"``; otherwise, and at batch
+    1 (where both layouts are the same memory), ``x`` is returned as is.
+
+    Arguments
+    ---------
+    x : torch.Tensor
+        Features ``[B, C, T]``.
+    *params : torch.Tensor
+        The weights that will see ``x`` (for the autograd check).
+
+    Returns
+    -------
+    torch.Tensor
+        The same values.
+
+    Example
+    -------
+    >>> x = torch.randn(2, 3, 4)
+    >>> with torch.no_grad(), cpu_kernels("fast"):
+    ...     inference_layout(x).stride()
+    (4, 8, 1)
+    """
+    if _mode == "stock" or x.shape[0] == 1 or not _use_fast_path(x, *params):
+        return x
+    return to_channel_major(x)
+
+
+def pointwise_conv1d(x, weight, bias=None, prelu=None, residual=None):
+    """A 1x1 convolution, a matrix product for CPU inference, optionally
+    followed by a one-parameter PReLU and a residual sum:
+    ``prelu(conv(x)) + residual``.
 
     Arguments
     ---------
@@ -206,6 +245,10 @@ def pointwise_conv1d(x, weight, bias=None):
         ``[C_out, C_in, 1]`` or ``[C_out, C_in]``.
     bias : torch.Tensor or None
         ``[C_out]``.
+    prelu : torch.Tensor or None
+        The single weight of an ``nn.PReLU()`` applied to the output.
+    residual : torch.Tensor or None
+        ``[B, C_out, T]`` added last.
 
     Returns
     -------
@@ -222,30 +265,29 @@ def pointwise_conv1d(x, weight, bias=None):
     True
     """
     weight3 = weight.unsqueeze(-1) if weight.dim() == 2 else weight
-    if not _use_fast_path(x, weight, bias):
-        return F.conv1d(x, weight3, bias)
+
+    def stock(t):
+        y = F.conv1d(t, weight3, bias)
+        if prelu is not None:
+            y = F.prelu(y, prelu)
+        return y if residual is None else residual + y
+
+    if not _use_fast_path(x, weight, bias, prelu, residual):
+        return stock(x)
     weight2 = weight3.squeeze(-1)
+    slope = None if prelu is None else float(prelu)
+    name = "pointwise" + ("+prelu" if prelu is not None else "") + (
+        "+residual" if residual is not None else ""
+    )
     return _run(
-        "pointwise", weight2, 1, x,
-        lambda t: F.conv1d(t, weight3, bias),
-        lambda t: _channel_matmul(weight2, t, bias),
+        name, weight2, 1, x, stock,
+        lambda t: _channel_matmul(weight2, t, bias, slope, residual),
     )
 
 
-def _channel_matmul(weight, x, bias=None):
-    """``weight [R, C] @ x [B, C, T] (+ bias [R])``, without copies of ``x``.
-
-    ``torch.matmul`` would fold ``B`` into the rows of a transposed copy of
-    ``x``; one GEMM per utterance on its ``[C, T]`` slice is faster.
-    """
-    if x.shape[0] == 1:
-        if bias is None:
-            return torch.mm(weight, x[0]).unsqueeze(0)
-        return torch.addmm(bias.unsqueeze(-1), weight, x[0]).unsqueeze(0)
-    weight = weight.expand(x.shape[0], -1, -1)
-    if bias is None:
-        return torch.bmm(weight, x)
-    return torch.baddbmm(bias.view(1, -1, 1), weight, x)
+def _channel_matmul(weight, x, bias=None, slope=None, residual=None):
+    """``channel_gemm.channel_matmul``: ``weight [R, C] @ x [B, C, T]``."""
+    return channel_matmul(weight, x, bias, slope, residual)
 
 
 class PointwiseConv1d(nn.Conv1d):
@@ -452,7 +494,7 @@ class DilatedConv1d(nn.Conv1d):
         # weight [C_out, C_in, K] -> rows (tap, C_out), columns C_in.
         weight = weight.permute(2, 0, 1).reshape(kernel * out_channels, -1)
         taps = _channel_matmul(weight, x)
-        taps = taps.view(batch, kernel, out_channels, frames)
+        taps = taps.unflatten(1, (kernel, out_channels))  # a view
         centre = kernel // 2
         y = taps[:, centre]
         y = y + bias.unsqueeze(-1) if bias is not None else y.clone()
@@ -564,6 +606,11 @@ class PairTransposedConv1d(nn.ConvTranspose1d):
         # weight [C_in, C_out, 2] -> rows (tap, C_out), columns C_in.
         weight = self.weight.permute(2, 1, 0).reshape(2 * out_channels, -1)
         bias = None if self.bias is None else self.bias.repeat(2)
-        y = _channel_matmul(weight, x, bias)
-        y = y.view(batch, 2, out_channels, frames).permute(0, 2, 3, 1)
-        return y.reshape(batch, out_channels, 2 * frames)
+        # [B, 2, C_out, T] -> [B, C_out, T, 2]: out[2t + j] = tap j of t,
+        # written in the layout of x (channel-major: [C_out, B, T, 2]).
+        y = _channel_matmul(weight, x, bias).unflatten(1, (2, out_channels))
+        if is_channel_major(x):
+            y = y.permute(2, 0, 3, 1).contiguous()
+            return y.view(out_channels, batch, 2 * frames).permute(1, 0, 2)
+        y = y.permute(0, 2, 3, 1).contiguous()
+        return y.view(batch, out_channels, 2 * frames)

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechbrain_ext.lobes.fast_conv import PointwiseConv1d
+from speechbrain_ext.lobes.channel_gemm import cat_channels
+from speechbrain_ext.lobes.fast_conv import PointwiseConv1d, inference_layout
 from speechbrain_ext.lobes.frontend import MultiResolutionFrontEnd
 from speechbrain_ext.lobes.masking import (
     LENGTH_MULTIPLE,
@@ -273,7 +274,7 @@ class MRRawNet(nn.Module):
             x = self.input_norm(x, mask)
         hop = MultiResolutionFrontEnd.FINEST_HOP
         fine = None if mask is None else mask[..., ::hop].to(dtype)
-        x = self.frontend(x, fine)
+        x = inference_layout(self.frontend(x, fine), self.fc.weight)
         out_mask = None if mask is None else mask[..., :: 8 * hop].to(dtype)
         self._tap(taps, "mrfe", x)
 
@@ -286,7 +287,7 @@ class MRRawNet(nn.Module):
             outputs.append(x)
             self._tap(taps, f"stage{i}", x)
 
-        h = F.relu(self.aggregate(torch.cat(outputs, dim=1)), inplace=True)
+        h = F.relu(self.aggregate(cat_channels(outputs)), inplace=True)
         pooled = self.pooling(h, out_mask)
         self._tap(taps, "pooled", pooled)
         return self.emb_norm(self.fc(self.pool_norm(pooled)))

@@ -15,6 +15,7 @@ Authors
 import torch
 from torch import nn
 
+from speechbrain_ext.lobes.channel_gemm import cat_channels, scale_shift
 from speechbrain_ext.lobes.fast_conv import DilatedConv1d, PointwiseConv1d
 from speechbrain_ext.lobes.folding import conv_relu_bn
 from speechbrain_ext.lobes.masking import apply_mask, masked_mean
@@ -57,7 +58,7 @@ class AFMS(nn.Module):
         """
         scale = torch.sigmoid(self.fc(masked_mean(x, mask).squeeze(-1)))
         scale = scale.unsqueeze(-1)
-        return torch.addcmul(self.alpha * scale, x, scale)
+        return scale_shift(x, scale, self.alpha * scale)
 
 
 class Bottle2neck(nn.Module):
@@ -123,6 +124,6 @@ class Bottle2neck(nn.Module):
             y = conv_relu_bn(conv, bn, apply_mask(y, mask))
             outputs.append(y)
         outputs.append(groups[-1])
-        y = torch.cat(outputs, dim=1)
+        y = cat_channels(outputs)
         y = conv_relu_bn(self.conv3, self.bn3, y)
         return self.afms(y + residual, mask)

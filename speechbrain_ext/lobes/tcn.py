@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechbrain_ext.lobes.fast_conv import DepthwiseConv1d, PointwiseConv1d
+from speechbrain_ext.lobes.channel_gemm import scale_shift
+from speechbrain_ext.lobes.fast_conv import (
+    DepthwiseConv1d,
+    PointwiseConv1d,
+    pointwise_conv1d,
+)
 from speechbrain_ext.lobes.masking import apply_mask
 
 
@@ -75,8 +80,12 @@ class GlobalLayerNorm(nn.Module):
         mean = (x * mask).sum(dim=(1, 2), keepdim=True) / count
         dev = (x - mean) * mask
         var = dev.square().sum(dim=(1, 2), keepdim=True) / count
+        return self._affine(x, var, mean)
+
+    def _affine(self, x, var, mean):
+        """``gamma * (x - mean) / sqrt(var + eps) + beta``, in one pass."""
         scale = self.gamma * torch.rsqrt(var + self.eps)
-        return torch.addcmul(self.beta - mean * scale, x, scale)
+        return scale_shift(x, scale, self.beta - mean * scale)
 
     def _per_utterance(self, x, mask):
         """Fused GroupNorm on each utterance's valid frames (CPU path).
@@ -137,10 +146,17 @@ class TemporalBlock(nn.Module):
         torch.Tensor
             ``[B, C, T]``.
         """
-        y = self.norm1(self.act1(self.expand(x)), mask)
-        y = self.depthwise(apply_mask(y, mask))
+        if self.act1.weight.numel() == 1:  # fused into the product on CPU
+            y = pointwise_conv1d(
+                x, self.expand.weight, self.expand.bias, prelu=self.act1.weight
+            )
+        else:
+            y = self.act1(self.expand(x))
+        y = self.depthwise(apply_mask(self.norm1(y, mask), mask))
         y = self.norm2(self.act2(y), mask)
-        return x + self.project(y)
+        return pointwise_conv1d(
+            y, self.project.weight, self.project.bias, residual=x
+        )
 
 
 class TCN(nn.Module):
