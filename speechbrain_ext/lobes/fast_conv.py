@@ -2,9 +2,7 @@
 
 On some CPUs torch's convolution kernels are slow for four kinds of
 convolution that MR-RawNet uses hundreds of times per utterance, and on
-others they are the fastest there is (oneDNN's kernels use every vector
-extension of the CPU; the matrix products below go through the BLAS, which
-may not). So each layer has two kernels:
+others they are the fastest there is. So each layer has two kernels:
 
 * the stock one, ``torch.nn.Conv1d.forward`` / ``ConvTranspose1d.forward``;
 * an alternative: 1x1 convolutions as matrix products
@@ -12,7 +10,10 @@ may not). So each layer has two kernels:
   shifted multiply-adds (``DepthwiseConv1d``), kernel-2 stride-2
   transposed convolutions as one matrix product and an interleave
   (``PairTransposedConv1d``), small dilated convolutions as one matrix
-  product and shifted adds (``DilatedConv1d``).
+  product and shifted adds (``DilatedConv1d``). The matrix products are
+  ``channel_gemm.channel_matmul``: oneDNN's matrix multiplication where
+  torch has it, one product per batch for channel-major batches
+  (``inference_layout``).
 
 Which one runs is decided by measurement, on the machine the code runs on:
 the first time a layer shape meets an input shape (batch size and frame
