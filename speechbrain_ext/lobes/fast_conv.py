@@ -275,13 +275,21 @@ def pointwise_conv1d(x, weight, bias=None, prelu=None, residual=None):
 
     if not _use_fast_path(x, weight, bias, prelu, residual):
         return stock(x)
-    weight2 = weight3.squeeze(-1)
     slope = None if prelu is None else float(prelu)
+
+    def stock_in_place(t):
+        # Inference: the activation and the sum in the convolution's output.
+        y = F.conv1d(t, weight3, bias)
+        if slope is not None:
+            y = F.leaky_relu_(y, slope)
+        return y if residual is None else y.add_(residual)
+
+    weight2 = weight3.squeeze(-1)
     name = "pointwise" + ("+prelu" if prelu is not None else "") + (
         "+residual" if residual is not None else ""
     )
     return _run(
-        name, weight2, 1, x, stock,
+        name, weight2, 1, x, stock_in_place,
         lambda t: _channel_matmul(weight2, t, bias, slope, residual),
     )
 
@@ -497,8 +505,9 @@ class DilatedConv1d(nn.Conv1d):
         taps = _channel_matmul(weight, x)
         taps = taps.unflatten(1, (kernel, out_channels))  # a view
         centre = kernel // 2
-        y = taps[:, centre]
-        y = y + bias.unsqueeze(-1) if bias is not None else y.clone()
+        y = taps[:, centre]  # summed in place: taps is this call's own
+        if bias is not None:
+            y = y.add_(bias.unsqueeze(-1))
         for k in range(kernel):
             shift = (k - centre) * self.dilation[0]
             if k != centre and abs(shift) < frames:

@@ -272,7 +272,7 @@ def pool_pairs(x, mode="avg"):
     even, odd = x[..., 0:n:2], x[..., 1:n:2]
     if mode == "max":
         return torch.maximum(even, odd)
-    return (even + odd) * 0.5
+    return torch.add(even, odd).mul_(0.5)
 
 
 

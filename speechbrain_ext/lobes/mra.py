@@ -29,6 +29,7 @@ from torch import nn
 from speechbrain_ext.lobes.fast_conv import (
     PairTransposedConv1d,
     PointwiseConv1d,
+    _use_fast_path,
 )
 from speechbrain_ext.lobes.masking import (
     downsample_mask,
@@ -99,6 +100,12 @@ class PathGate(nn.Module):
             ``[B, C, T]``.
         """
         w = self.weights(paths, mask)
+        if _use_fast_path(paths[0], *self.parameters()):
+            # Inference: mixed in the first path's memory (the block's own).
+            out = paths[0].mul_(w[:, :, 0:1])
+            for j in range(1, len(paths)):
+                out = out.addcmul_(paths[j], w[:, :, j : j + 1])
+            return out
         out = paths[0] * w[:, :, 0:1]
         for j in range(1, len(paths)):
             out = torch.addcmul(out, paths[j], w[:, :, j : j + 1])
@@ -158,4 +165,7 @@ class MRABlock(nn.Module):
         up = pool_pairs(up)
         down = self.down(pool_pairs(x), downsample_mask(mask))
         down = self.down_conv(down)
-        return x + self.gate([same, up, down], mask)
+        mixed = self.gate([same, up, down], mask)
+        if _use_fast_path(mixed, *self.gate.parameters()):
+            return mixed.add_(x)
+        return x + mixed

@@ -20,7 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechbrain_ext.lobes.fast_conv import PointwiseConv1d, pointwise_conv1d
+from speechbrain_ext.lobes.channel_gemm import is_channel_major
+from speechbrain_ext.lobes.fast_conv import (
+    PointwiseConv1d,
+    _use_fast_path,
+    pointwise_conv1d,
+)
 from speechbrain_ext.lobes.masking import masked_mean_std
 
 
@@ -71,8 +76,17 @@ class ContextAttentiveStatsPooling(nn.Module):
         context = context + std.squeeze(-1) @ weight[:, 2 * e :].T
         bias = self.reduce.bias + context  # [B, A]
         a = pointwise_conv1d(h, self.reduce.weight[:, :e], None)
-        a = a + bias.unsqueeze(-1)
-        return self.expand(torch.tanh(self.bn(F.relu(a))))
+        if not _use_fast_path(a, *self.parameters()) or self.bn.training:
+            a = a + bias.unsqueeze(-1)
+            return self.expand(torch.tanh(self.bn(F.relu(a))))
+        # CPU inference: the same steps in place, with the BatchNorm as its
+        # affine map, so a channel-major batch stays channel-major.
+        bn = self.bn
+        scale = torch.rsqrt(bn.running_var + bn.eps) * bn.weight
+        shift = bn.bias - bn.running_mean * scale
+        a = a.add_(bias.unsqueeze(-1)).relu_()
+        a = a.mul_(scale.unsqueeze(-1)).add_(shift.unsqueeze(-1)).tanh_()
+        return self.expand(a)
 
     def forward(self, h, mask=None):
         """Pools ``h`` over time.
@@ -93,8 +107,17 @@ class ContextAttentiveStatsPooling(nn.Module):
         logits = self.attention_logits(h, mean, std)
         if mask is not None:
             logits = logits.masked_fill(mask == 0, float("-inf"))
-        w = logits.softmax(dim=-1)
-        mu = (h * w).sum(dim=-1)
-        second = (h.square() * w).sum(dim=-1)
+        if is_channel_major(logits):  # softmax rows are contiguous there
+            w = logits.permute(1, 0, 2).softmax(dim=-1).permute(1, 0, 2)
+        else:
+            w = logits.softmax(dim=-1)
+        if _use_fast_path(w, *self.parameters()):
+            # Inference: h * w and h^2 * w in the weights' memory.
+            hw = torch.mul(h, w, out=w)
+            mu = hw.sum(dim=-1)
+            second = hw.mul_(h).sum(dim=-1)
+        else:
+            mu = (h * w).sum(dim=-1)
+            second = (h.square() * w).sum(dim=-1)
         sigma = (second - mu.square()).clamp(1e-4, 1e4).sqrt()
         return torch.cat([mu, sigma], dim=1)

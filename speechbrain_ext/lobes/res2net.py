@@ -16,7 +16,11 @@ import torch
 from torch import nn
 
 from speechbrain_ext.lobes.channel_gemm import cat_channels, scale_shift
-from speechbrain_ext.lobes.fast_conv import DilatedConv1d, PointwiseConv1d
+from speechbrain_ext.lobes.fast_conv import (
+    DilatedConv1d,
+    PointwiseConv1d,
+    _use_fast_path,
+)
 from speechbrain_ext.lobes.folding import conv_relu_bn
 from speechbrain_ext.lobes.masking import apply_mask, masked_mean
 
@@ -41,7 +45,7 @@ class AFMS(nn.Module):
         self.alpha = nn.Parameter(torch.ones(channels, 1))
         self.fc = nn.Linear(channels, channels)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, inplace=False):
         """Scales ``x``.
 
         Arguments
@@ -50,6 +54,9 @@ class AFMS(nn.Module):
             Features ``[B, C, T]``.
         mask : torch.Tensor or None
             ``[B, 1, T]`` mask of valid frames.
+        inplace : bool
+            Scale ``x`` in place (inference, when the caller owns ``x``):
+            no new tensor to allocate.
 
         Returns
         -------
@@ -58,6 +65,8 @@ class AFMS(nn.Module):
         """
         scale = torch.sigmoid(self.fc(masked_mean(x, mask).squeeze(-1)))
         scale = scale.unsqueeze(-1)
+        if inplace:
+            return x.mul_(scale).add_(self.alpha * scale)
         return scale_shift(x, scale, self.alpha * scale)
 
 
@@ -126,4 +135,7 @@ class Bottle2neck(nn.Module):
         outputs.append(groups[-1])
         y = cat_channels(outputs)
         y = conv_relu_bn(self.conv3, self.bn3, y)
+        if _use_fast_path(y, *self.afms.parameters()):
+            # Inference: the sum and the scaling in the block's own output.
+            return self.afms(y.add_(residual), mask, inplace=True)
         return self.afms(y + residual, mask)

@@ -21,6 +21,7 @@ from speechbrain_ext.lobes.channel_gemm import scale_shift
 from speechbrain_ext.lobes.fast_conv import (
     DepthwiseConv1d,
     PointwiseConv1d,
+    _use_fast_path,
     pointwise_conv1d,
 )
 from speechbrain_ext.lobes.masking import apply_mask
@@ -153,7 +154,13 @@ class TemporalBlock(nn.Module):
         else:
             y = self.act1(self.expand(x))
         y = self.depthwise(apply_mask(self.norm1(y, mask), mask))
-        y = self.norm2(self.act2(y), mask)
+        if self.act2.weight.numel() == 1 and _use_fast_path(
+            y, self.act2.weight
+        ):
+            y = F.leaky_relu_(y, float(self.act2.weight))  # PReLU in place
+        else:
+            y = self.act2(y)
+        y = self.norm2(y, mask)
         return pointwise_conv1d(
             y, self.project.weight, self.project.bias, residual=x
         )
