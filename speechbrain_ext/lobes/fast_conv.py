@@ -135,7 +135,13 @@ def kernel_choices():
     >>> isinstance(kernel_choices(), dict)
     True
     """
-    return {k: "fast" if v else "stock" for k, v in _choices.items()}
+    return {
+        (name, tuple(shape), dilation, batch, frames,
+         str(dtype).replace("torch.", ""), contiguous, threads):
+        "fast" if v else "stock"
+        for (name, shape, dilation, batch, frames, dtype, contiguous,
+             threads), v in _choices.items()
+    }
 
 
 def clear_kernel_choices():
@@ -161,6 +167,18 @@ def _use_fast_path(x, *params):
     return not any(t is not None and t.requires_grad for t in (x, *params))
 
 
+def _use_fast_path_for(x, module):
+    """``_use_fast_path`` with the parameters of ``module``, looked up only
+    when autograd is on."""
+    if x.device.type != "cpu":
+        return False
+    if not torch.is_grad_enabled():
+        return True
+    return not x.requires_grad and not any(
+        p.requires_grad for p in module.parameters()
+    )
+
+
 def _best_of(fn, x):
     """Shortest wall time of ``TIMING_REPEATS`` calls of ``fn(x)``."""
     best = float("inf")
@@ -178,13 +196,14 @@ def _run(name, weight, dilation, x, stock, fast):
         return stock(x)
     if _mode == "fast":
         return fast(x)
+    shape = x.shape
     key = (
         name,
-        tuple(weight.shape),
+        weight.shape,
         dilation,
-        x.shape[0].bit_length(),
-        x.shape[-1].bit_length(),
-        str(x.dtype).replace("torch.", ""),
+        shape[0].bit_length(),
+        shape[-1].bit_length(),
+        x.dtype,
         x.is_contiguous(),
         torch.get_num_threads(),
     )

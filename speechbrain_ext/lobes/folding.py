@@ -64,7 +64,11 @@ def folded_conv_bn(conv, bn):
     >>> weight.shape, floor.shape
     (torch.Size([3, 2, 1]), torch.Size([3, 1]))
     """
-    sources = _sources(conv, bn)
+    return _folded(conv, bn, _sources(conv, bn))
+
+
+def _folded(conv, bn, sources):
+    """``folded_conv_bn`` with its source tensors already looked up."""
     key = _fingerprint(sources)
     cached = getattr(bn, "_folded_conv", None)
     if cached is not None and cached[0] == key:
@@ -114,9 +118,11 @@ def conv_relu_bn(conv, bn, x):
     ...                    bn(torch.relu(conv(x))), atol=1e-6)
     True
     """
-    if (not bn.training and bn.running_var is not None
-            and _use_fast_path(x, *_sources(conv, bn))):
-        folded = folded_conv_bn(conv, bn)
+    sources = None
+    if not bn.training and bn.running_var is not None:
+        sources = _sources(conv, bn)
+    if sources is not None and _use_fast_path(x, *sources):
+        folded = _folded(conv, bn, sources)
         if folded is not None:
             weight, bias, floor = folded
             return conv_with(conv, x, weight, bias).clamp_(min=floor)

@@ -29,7 +29,7 @@ from torch import nn
 from speechbrain_ext.lobes.fast_conv import (
     PairTransposedConv1d,
     PointwiseConv1d,
-    _use_fast_path,
+    _use_fast_path_for,
 )
 from speechbrain_ext.lobes.masking import (
     downsample_mask,
@@ -100,7 +100,7 @@ class PathGate(nn.Module):
             ``[B, C, T]``.
         """
         w = self.weights(paths, mask)
-        if _use_fast_path(paths[0], *self.parameters()):
+        if _use_fast_path_for(paths[0], self):
             # Inference: mixed in the first path's memory (the block's own).
             out = paths[0].mul_(w[:, :, 0:1])
             for j in range(1, len(paths)):
@@ -166,6 +166,6 @@ class MRABlock(nn.Module):
         down = self.down(pool_pairs(x), downsample_mask(mask))
         down = self.down_conv(down)
         mixed = self.gate([same, up, down], mask)
-        if _use_fast_path(mixed, *self.gate.parameters()):
+        if _use_fast_path_for(mixed, self.gate):
             return mixed.add_(x)
         return x + mixed

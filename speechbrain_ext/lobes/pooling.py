@@ -23,7 +23,7 @@ from torch import nn
 from speechbrain_ext.lobes.channel_gemm import is_channel_major
 from speechbrain_ext.lobes.fast_conv import (
     PointwiseConv1d,
-    _use_fast_path,
+    _use_fast_path_for,
     pointwise_conv1d,
 )
 from speechbrain_ext.lobes.masking import masked_mean_std
@@ -76,7 +76,7 @@ class ContextAttentiveStatsPooling(nn.Module):
         context = context + std.squeeze(-1) @ weight[:, 2 * e :].T
         bias = self.reduce.bias + context  # [B, A]
         a = pointwise_conv1d(h, self.reduce.weight[:, :e], None)
-        if not _use_fast_path(a, *self.parameters()) or self.bn.training:
+        if not _use_fast_path_for(a, self) or self.bn.training:
             a = a + bias.unsqueeze(-1)
             return self.expand(torch.tanh(self.bn(F.relu(a))))
         # CPU inference: the same steps in place, with the BatchNorm as its
@@ -111,7 +111,7 @@ class ContextAttentiveStatsPooling(nn.Module):
             w = logits.permute(1, 0, 2).softmax(dim=-1).permute(1, 0, 2)
         else:
             w = logits.softmax(dim=-1)
-        if _use_fast_path(w, *self.parameters()):
+        if _use_fast_path_for(w, self):
             # Inference: h * w and h^2 * w in the weights' memory.
             hw = torch.mul(h, w, out=w)
             mu = hw.sum(dim=-1)

@@ -19,7 +19,7 @@ from speechbrain_ext.lobes.channel_gemm import cat_channels, scale_shift
 from speechbrain_ext.lobes.fast_conv import (
     DilatedConv1d,
     PointwiseConv1d,
-    _use_fast_path,
+    _use_fast_path_for,
 )
 from speechbrain_ext.lobes.folding import conv_relu_bn
 from speechbrain_ext.lobes.masking import apply_mask, masked_mean
@@ -135,7 +135,7 @@ class Bottle2neck(nn.Module):
         outputs.append(groups[-1])
         y = cat_channels(outputs)
         y = conv_relu_bn(self.conv3, self.bn3, y)
-        if _use_fast_path(y, *self.afms.parameters()):
+        if _use_fast_path_for(y, self.afms):
             # Inference: the sum and the scaling in the block's own output.
             return self.afms(y.add_(residual), mask, inplace=True)
         return self.afms(y + residual, mask)
