@@ -158,9 +158,9 @@ class FrontEndBranch(nn.Module):
             x = self.sinc(x)
             if torch.is_grad_enabled():
                 x = torch.log(x.abs() + 1e-6)
-            else:
-                x = x.abs_().add_(1e-6).log_()
-            return x - masked_mean(x, mask)
+                return x - masked_mean(x, mask)
+            x = x.abs_().add_(1e-6).log_()
+            return x.sub_(masked_mean(x, mask))
 
     def forward(self, wav, mask=None, finer=None):
         """Runs the branch.
@@ -184,7 +184,7 @@ class FrontEndBranch(nn.Module):
         x = self.spectral(wav, mask)
         x = self.proj(x.to(self.proj.weight.dtype))
         if finer is not None:
-            x = x + finer
+            x = x + finer if torch.is_grad_enabled() else x.add_(finer)
         x = self.tcn(x, mask)
         pooled = None if self.is_last else pool_pairs(x, "max")
         return self.rate(x, mask), pooled

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechbrain_ext.lobes.channel_gemm import channel_matmul
+from speechbrain_ext.lobes.fast_conv import _run, _use_fast_path
+
 
 def hz_to_mel(hz):
     """Converts Hz to the mel scale (HTK formula).
@@ -194,4 +197,20 @@ class SincFilterbank(nn.Module):
         torch.Tensor
             Filter outputs ``[B, n_filters, frames]``.
         """
-        return F.conv1d(x, self.filters(), stride=self.stride)
+        filters = self.filters()
+        if x.shape[1] != 1 or not _use_fast_path(x, filters):
+            return F.conv1d(x, filters, stride=self.stride)
+        return _run(
+            "sinc", filters, self.stride, x,
+            lambda t: F.conv1d(t, filters, stride=self.stride),
+            lambda t: self._frames_product(t, filters),
+        )
+
+    def _frames_product(self, x, filters):
+        """The filterbank as one matrix product per utterance: the
+        waveform's overlapping frames ``[K, frames]`` times the filters
+        (a one-channel strided convolution is a slow case for oneDNN's
+        convolution kernels)."""
+        frames = x[:, 0].unfold(-1, self.kernel_size, self.stride)
+        frames = frames.contiguous().transpose(1, 2)  # [B, K, frames]
+        return channel_matmul(filters[:, 0], frames)

@@ -235,3 +235,23 @@ def test_lobe_batches_equal_stock_kernels(mode):
         with cpu_kernels("stock"):
             stock = model(wavs)
     torch.testing.assert_close(ours, stock, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sinc_filterbank_as_frame_products_equals_the_convolution(batch,
+                                                                  dtype):
+    from speechbrain_ext.lobes.sinc import SincFilterbank
+
+    torch.manual_seed(7)
+    sinc = SincFilterbank(16, 51, 20).to(dtype)
+    x = torch.randn(batch, 1, 2050, dtype=dtype)
+    with torch.no_grad():
+        ref = F.conv1d(x, sinc.filters(), stride=20)
+        with cpu_kernels("fast"):
+            y = sinc(x)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(y, ref, rtol=tol, atol=tol)
+    # Training: the stock convolution, with gradients to the band edges.
+    sinc(x).sum().backward()
+    assert sinc.low_hz_.grad is not None
