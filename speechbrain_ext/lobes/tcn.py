@@ -22,6 +22,7 @@ from speechbrain_ext.lobes.fast_conv import (
     DepthwiseConv1d,
     PointwiseConv1d,
     _use_fast_path,
+    _use_fast_path_for,
     pointwise_conv1d,
 )
 from speechbrain_ext.lobes.masking import apply_mask
@@ -51,7 +52,7 @@ class GlobalLayerNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(1, channels, 1))
         self.beta = nn.Parameter(torch.zeros(1, channels, 1))
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, inplace=False):
         """Normalises ``x``.
 
         Arguments
@@ -60,12 +61,17 @@ class GlobalLayerNorm(nn.Module):
             Features ``[B, C, T]``.
         mask : torch.Tensor or None
             ``[B, 1, T]`` mask of valid frames.
+        inplace : bool
+            For CPU inference, normalise ``x`` in place (the caller owns
+            it): no new tensor to allocate.
 
         Returns
         -------
         torch.Tensor
             Normalised features (padded frames are not meaningful).
         """
+        if mask is None and inplace and _use_fast_path_for(x, self):
+            return self._in_place(x)
         if mask is None:
             # gLN is a one-group GroupNorm: one fused kernel.
             return F.group_norm(
@@ -74,6 +80,20 @@ class GlobalLayerNorm(nn.Module):
         if x.device.type == "cpu":
             return self._per_utterance(x, mask)
         return self._masked(x, mask)
+
+    def _in_place(self, x):
+        """gLN in ``x``'s memory: the moments from two read-only passes
+        (the exact two-pass variance where the mean dominates), then the
+        affine map."""
+        count = x.shape[1] * x.shape[2]
+        mean = x.sum(dim=(1, 2)) / count  # [B]
+        power = torch.linalg.vector_norm(x, dim=(1, 2)).square_() / count
+        var = power - mean.square()
+        if bool((mean.square() > 100 * var).any()):  # ill-conditioned
+            var = (x - mean.view(-1, 1, 1)).square_().mean(dim=(1, 2))
+        scale = self.gamma * torch.rsqrt(var.view(-1, 1, 1) + self.eps)
+        shift = self.beta - mean.view(-1, 1, 1) * scale
+        return x.mul_(scale).add_(shift)
 
     def _masked(self, x, mask):
         """Masked statistics, vectorised over the batch (GPU path)."""
@@ -153,14 +173,14 @@ class TemporalBlock(nn.Module):
             )
         else:
             y = self.act1(self.expand(x))
-        y = self.depthwise(apply_mask(self.norm1(y, mask), mask))
+        y = self.depthwise(apply_mask(self.norm1(y, mask, inplace=True), mask))
         if self.act2.weight.numel() == 1 and _use_fast_path(
             y, self.act2.weight
         ):
             y = F.leaky_relu_(y, float(self.act2.weight))  # PReLU in place
         else:
             y = self.act2(y)
-        y = self.norm2(y, mask)
+        y = self.norm2(y, mask, inplace=True)
         return pointwise_conv1d(
             y, self.project.weight, self.project.bias, residual=x
         )

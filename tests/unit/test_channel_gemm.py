@@ -255,3 +255,22 @@ def test_sinc_filterbank_as_frame_products_equals_the_convolution(batch,
     # Training: the stock convolution, with gradients to the band edges.
     sinc(x).sum().backward()
     assert sinc.low_hz_.grad is not None
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_global_layer_norm_in_place_equals_group_norm(offset):
+    """The in-place gLN of CPU inference (two-pass variance when the mean
+    dominates) gives GroupNorm's output, in the input's memory."""
+    from speechbrain_ext.lobes.tcn import GlobalLayerNorm
+
+    torch.manual_seed(8)
+    norm = GlobalLayerNorm(6)
+    nn.init.normal_(norm.gamma)
+    nn.init.normal_(norm.beta)
+    x = torch.randn(3, 6, 50) * 2 + offset
+    with torch.no_grad():
+        ref = norm(x)
+        y = x.clone()
+        out = norm(y, inplace=True)
+    assert out.data_ptr() == y.data_ptr()
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
