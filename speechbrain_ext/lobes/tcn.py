@@ -63,15 +63,15 @@ class GlobalLayerNorm(nn.Module):
             ``[B, 1, T]`` mask of valid frames.
         inplace : bool
             For CPU inference, normalise ``x`` in place (the caller owns
-            it): no new tensor to allocate.
+            it): no new tensor to allocate; padded frames are set to zero.
 
         Returns
         -------
         torch.Tensor
             Normalised features (padded frames are not meaningful).
         """
-        if mask is None and inplace and _use_fast_path_for(x, self):
-            return self._in_place(x)
+        if inplace and _use_fast_path_for(x, self):
+            return self._in_place(x, mask)
         if mask is None:
             # gLN is a one-group GroupNorm: one fused kernel.
             return F.group_norm(
@@ -81,19 +81,35 @@ class GlobalLayerNorm(nn.Module):
             return self._per_utterance(x, mask)
         return self._masked(x, mask)
 
-    def _in_place(self, x):
-        """gLN in ``x``'s memory: the moments from two read-only passes
-        (the exact two-pass variance where the mean dominates), then the
-        affine map."""
-        count = x.shape[1] * x.shape[2]
-        mean = x.sum(dim=(1, 2)) / count  # [B]
-        power = torch.linalg.vector_norm(x, dim=(1, 2)).square_() / count
-        var = power - mean.square()
+    def _in_place(self, x, mask=None):
+        """gLN in ``x``'s memory: the moments of each utterance's valid
+        frames from two read-only passes (the exact two-pass variance where
+        the mean dominates), then the affine map; padded frames zeroed."""
+        views = None
+        if mask is None:
+            sums = x.sum(dim=(1, 2))
+            power = torch.linalg.vector_norm(x, dim=(1, 2))
+            counts = torch.full_like(sums, x.shape[1] * x.shape[2])
+        else:
+            lengths = mask[:, 0].sum(dim=-1).long().tolist()
+            views = [x[b, :, :n] for b, n in enumerate(lengths)]
+            sums = torch.stack([v.sum() for v in views])
+            power = torch.stack([torch.linalg.vector_norm(v) for v in views])
+            counts = sums.new_tensor(lengths) * x.shape[1]
+        mean = sums / counts
+        var = power.square_() / counts - mean.square()
         if bool((mean.square() > 100 * var).any()):  # ill-conditioned
-            var = (x - mean.view(-1, 1, 1)).square_().mean(dim=(1, 2))
+            if views is None:
+                var = (x - mean.view(-1, 1, 1)).square_().mean(dim=(1, 2))
+            else:
+                var = torch.stack([
+                    (v - m).square_().mean()
+                    for v, m in zip(views, mean, strict=True)
+                ])
         scale = self.gamma * torch.rsqrt(var.view(-1, 1, 1) + self.eps)
         shift = self.beta - mean.view(-1, 1, 1) * scale
-        return x.mul_(scale).add_(shift)
+        x = x.mul_(scale).add_(shift)
+        return x if mask is None else x.mul_(mask)
 
     def _masked(self, x, mask):
         """Masked statistics, vectorised over the batch (GPU path)."""
@@ -173,7 +189,11 @@ class TemporalBlock(nn.Module):
             )
         else:
             y = self.act1(self.expand(x))
-        y = self.depthwise(apply_mask(self.norm1(y, mask, inplace=True), mask))
+        if _use_fast_path_for(y, self.norm1):
+            y = self.norm1(y, mask, inplace=True)  # padding zeroed
+        else:
+            y = apply_mask(self.norm1(y, mask), mask)
+        y = self.depthwise(y)
         if self.act2.weight.numel() == 1 and _use_fast_path(
             y, self.act2.weight
         ):

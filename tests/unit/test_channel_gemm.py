@@ -274,3 +274,24 @@ def test_global_layer_norm_in_place_equals_group_norm(offset):
         out = norm(y, inplace=True)
     assert out.data_ptr() == y.data_ptr()
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_global_layer_norm_in_place_with_padding(offset):
+    """With a mask, the in-place gLN normalises each utterance over its
+    valid frames, as the per-utterance GroupNorm does, and zeroes the
+    padding."""
+    from speechbrain_ext.lobes.masking import make_mask
+    from speechbrain_ext.lobes.tcn import GlobalLayerNorm
+
+    torch.manual_seed(9)
+    norm = GlobalLayerNorm(6)
+    nn.init.normal_(norm.gamma)
+    nn.init.normal_(norm.beta)
+    x = torch.randn(3, 6, 40) * 2 + offset
+    mask = make_mask(torch.tensor([40, 25, 7]), 40)
+    with torch.no_grad():
+        ref = norm(x, mask)
+        out = norm(x.clone(), mask, inplace=True)
+    torch.testing.assert_close(out, ref * mask, rtol=1e-4, atol=1e-4)
+    assert bool((out[1, :, 25:] == 0).all())
