@@ -103,7 +103,7 @@ class _VectorisedGlobalLayerNorm(GlobalLayerNorm):
     the masked statistics below are the same function for every device.
     """
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, inplace=False):
         """Normalises ``x`` over channels and valid frames.
 
         Arguments
@@ -112,6 +112,8 @@ class _VectorisedGlobalLayerNorm(GlobalLayerNorm):
             ``[B, C, T]``.
         mask : torch.Tensor or None
             ``[B, 1, T]``.
+        inplace : bool
+            Ignored: the graph always computes a new tensor.
 
         Returns
         -------

@@ -189,11 +189,8 @@ class TemporalBlock(nn.Module):
             )
         else:
             y = self.act1(self.expand(x))
-        if _use_fast_path_for(y, self.norm1):
-            y = self.norm1(y, mask, inplace=True)  # padding zeroed
-        else:
-            y = apply_mask(self.norm1(y, mask), mask)
-        y = self.depthwise(y)
+        y = self.norm1(y, mask, inplace=True)
+        y = self.depthwise(apply_mask(y, mask))
         if self.act2.weight.numel() == 1 and _use_fast_path(
             y, self.act2.weight
         ):
