@@ -170,13 +170,9 @@ def _use_fast_path(x, *params):
 def _use_fast_path_for(x, module):
     """``_use_fast_path`` with the parameters of ``module``, looked up only
     when autograd is on."""
-    if x.device.type != "cpu":
-        return False
-    if not torch.is_grad_enabled():
-        return True
-    return not x.requires_grad and not any(
-        p.requires_grad for p in module.parameters()
-    )
+    if torch.is_grad_enabled():
+        return _use_fast_path(x, *module.parameters())
+    return _use_fast_path(x)
 
 
 def _best_of(fn, x):
@@ -286,29 +282,24 @@ def pointwise_conv1d(x, weight, bias=None, prelu=None, residual=None):
     """
     weight3 = weight.unsqueeze(-1) if weight.dim() == 2 else weight
 
-    def stock(t):
+    def stock(t, inplace=False):
+        # For inference the activation and the sum work in the output.
         y = F.conv1d(t, weight3, bias)
         if prelu is not None:
-            y = F.prelu(y, prelu)
-        return y if residual is None else residual + y
+            y = F.leaky_relu_(y, slope) if inplace else F.prelu(y, prelu)
+        if residual is not None:
+            y = y.add_(residual) if inplace else residual + y
+        return y
 
     if not _use_fast_path(x, weight, bias, prelu, residual):
         return stock(x)
     slope = None if prelu is None else float(prelu)
-
-    def stock_in_place(t):
-        # Inference: the activation and the sum in the convolution's output.
-        y = F.conv1d(t, weight3, bias)
-        if slope is not None:
-            y = F.leaky_relu_(y, slope)
-        return y if residual is None else y.add_(residual)
-
     weight2 = weight3.squeeze(-1)
     name = "pointwise" + ("+prelu" if prelu is not None else "") + (
         "+residual" if residual is not None else ""
     )
     return _run(
-        name, weight2, 1, x, stock_in_place,
+        name, weight2, 1, x, lambda t: stock(t, inplace=True),
         lambda t: _channel_matmul(weight2, t, bias, slope, residual),
     )
 

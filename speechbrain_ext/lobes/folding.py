@@ -40,6 +40,37 @@ def _fingerprint(tensors):
     ) + (torch.is_inference_mode_enabled(),)
 
 
+def bn_affine(bn):
+    """Per-channel ``(scale, shift)`` with ``bn(x) = x * scale + shift`` for
+    an evaluation-mode BatchNorm with running statistics.
+
+    Arguments
+    ---------
+    bn : torch.nn.BatchNorm1d
+        The BatchNorm.
+
+    Returns
+    -------
+    tuple
+        ``(scale [C], shift [C])``.
+
+    Example
+    -------
+    >>> bn = torch.nn.BatchNorm1d(3).eval()
+    >>> x = torch.randn(2, 3, 4)
+    >>> scale, shift = bn_affine(bn)
+    >>> torch.allclose(bn(x), x * scale[:, None] + shift[:, None])
+    True
+    """
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return scale, shift
+
+
 def folded_conv_bn(conv, bn):
     """Weight, bias and clamp floor of ``bn(relu(conv(x)))``, or None.
 
@@ -74,12 +105,7 @@ def _folded(conv, bn, sources):
     if cached is not None and cached[0] == key:
         return cached[1]
     with torch.no_grad():
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        shift = -bn.running_mean * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias
+        scale, shift = bn_affine(bn)
         if bool((scale > 0).all()):
             shape = (-1,) + (1,) * (conv.weight.dim() - 1)
             weight = conv.weight * scale.view(shape)

@@ -26,6 +26,7 @@ from speechbrain_ext.lobes.fast_conv import (
     _use_fast_path_for,
     pointwise_conv1d,
 )
+from speechbrain_ext.lobes.folding import bn_affine
 from speechbrain_ext.lobes.masking import masked_mean_std
 
 
@@ -76,14 +77,13 @@ class ContextAttentiveStatsPooling(nn.Module):
         context = context + std.squeeze(-1) @ weight[:, 2 * e :].T
         bias = self.reduce.bias + context  # [B, A]
         a = pointwise_conv1d(h, self.reduce.weight[:, :e], None)
-        if not _use_fast_path_for(a, self) or self.bn.training:
+        if (self.bn.training or self.bn.running_var is None
+                or not _use_fast_path_for(a, self)):
             a = a + bias.unsqueeze(-1)
             return self.expand(torch.tanh(self.bn(F.relu(a))))
         # CPU inference: the same steps in place, with the BatchNorm as its
         # affine map, so a channel-major batch stays channel-major.
-        bn = self.bn
-        scale = torch.rsqrt(bn.running_var + bn.eps) * bn.weight
-        shift = bn.bias - bn.running_mean * scale
+        scale, shift = bn_affine(self.bn)
         a = a.add_(bias.unsqueeze(-1)).relu_()
         a = a.mul_(scale.unsqueeze(-1)).add_(shift.unsqueeze(-1)).tanh_()
         return self.expand(a)
