@@ -19,8 +19,10 @@ Which one runs is decided by measurement, on the machine the code runs on:
 the first time a layer shape meets an input shape (batch size and frame
 count rounded to powers of two, dtype, contiguity, thread count), both
 kernels are timed, interleaved, and the faster one is kept for the rest of
-the process (``kernel_choices()`` lists the decisions). So the alternative
-kernels can only replace a stock kernel that was slower here. The mode can
+the process (``kernel_choices()`` lists the decisions). The alternative is
+kept only when it timed at least ``CHOICE_MARGIN`` (5 %) faster, so a near
+tie on a noisy machine goes to the stock kernel: the alternative kernels
+can only replace a stock kernel that was clearly slower here. The mode can
 be forced with ``set_cpu_kernels("stock" | "fast" | "auto")`` or the
 ``MR_RAWNET_CPU_KERNELS`` environment variable (default ``auto``).
 
@@ -59,8 +61,14 @@ if _mode not in MODES:
     )
 #: Timed decisions: key -> True when the alternative kernel was faster.
 _choices = {}
-#: Timed repetitions of each kernel when a new shape is met.
+#: Timed repetitions of each kernel per round when a new shape is met.
 TIMING_REPEATS = 3
+#: Interleaved timing rounds (the best time of all rounds counts).
+TIMING_ROUNDS = 3
+#: How much faster the alternative kernel must time to be chosen: on a
+#: shared or noisy machine a near tie goes to the stock kernel, so that
+#: timing noise cannot make "auto" slower than "stock".
+CHOICE_MARGIN = 0.05
 
 
 def set_cpu_kernels(mode):
@@ -187,7 +195,8 @@ def _best_of(fn, x):
 
 def _run(name, weight, dilation, x, stock, fast):
     """Runs ``fast(x)`` or ``stock(x)``, whichever the mode and the timed
-    decision for this shape pick; times both at the first meeting."""
+    decision for this shape pick; times both at the first meeting, and
+    keeps the alternative only when it was ``CHOICE_MARGIN`` faster."""
     if _mode == "stock":
         return stock(x)
     if _mode == "fast":
@@ -206,11 +215,11 @@ def _run(name, weight, dilation, x, stock, fast):
     choice = _choices.get(key)
     if choice is None:
         outs = (stock(x), fast(x))  # also warms both kernels up
-        stock_s, fast_s = 0.0, 0.0
-        for _ in range(2):  # interleaved, so load changes hit both
-            stock_s = min(stock_s or float("inf"), _best_of(stock, x))
-            fast_s = min(fast_s or float("inf"), _best_of(fast, x))
-        _choices[key] = choice = fast_s < stock_s
+        stock_s, fast_s = float("inf"), float("inf")
+        for _ in range(TIMING_ROUNDS):  # interleaved: load hits both alike
+            stock_s = min(stock_s, _best_of(stock, x))
+            fast_s = min(fast_s, _best_of(fast, x))
+        _choices[key] = choice = fast_s < (1.0 - CHOICE_MARGIN) * stock_s
         # The chosen kernel's output, so the first call gives bit for bit
         # what every later call with this shape gives.
         return outs[1] if choice else outs[0]

@@ -291,3 +291,30 @@ def test_first_call_equals_later_calls_bit_for_bit(monkeypatch, slow):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="one of"):
         fast_conv.set_cpu_kernels("fastest")
+
+
+@pytest.mark.parametrize(
+    "fast_time, expected", [(0.97, "stock"), (1.0, "stock"), (0.9, "fast")]
+)
+def test_a_near_tie_goes_to_the_stock_kernel(monkeypatch, fast_time,
+                                              expected):
+    """The alternative kernel is kept only when it timed CHOICE_MARGIN
+    faster than the stock one: timing noise cannot pick a slower kernel."""
+    times = {"stock": 1.0, "fast": fast_time}
+
+    def fake_best_of(fn, x):
+        return times[fn.__name__]
+
+    def stock(t):
+        return t + 1
+
+    def fast(t):
+        return t + 1
+
+    monkeypatch.setattr(fast_conv, "_best_of", fake_best_of)
+    assert fast_conv.CHOICE_MARGIN == pytest.approx(0.05)
+    x = torch.randn(2, 3)
+    with cpu_kernels("auto"):
+        fast_conv._run("probe", x, 1, x, stock, fast)
+    (choice,) = fast_conv.kernel_choices().values()
+    assert choice == expected
