@@ -18,6 +18,7 @@ import torch
 
 __all__ = [
     "BatchedEmbedder",
+    "warn_if_no_cpu_bf16",
     "plan_batches",
 ]
 
