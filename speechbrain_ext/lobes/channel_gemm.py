@@ -28,9 +28,12 @@ Authors
 import torch
 
 _LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-#: Whether oneDNN's matrix product can be used (cleared if it ever fails).
+#: Whether oneDNN's matrix product can be used, and the dtypes in which it
+#: failed once (those go to ``torch.mm`` from then on: a bfloat16 product
+#: that a CPU cannot run must not take float32 off oneDNN).
 _onednn = {
-    "usable": _LINEAR is not None and torch.backends.mkldnn.is_available()
+    "usable": _LINEAR is not None and torch.backends.mkldnn.is_available(),
+    "failed": set(),
 }
 _ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 
@@ -120,8 +123,10 @@ def _compute_dtype(x):
         return None
     if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
-        return dtype if dtype == torch.bfloat16 else None
-    return x.dtype if x.dtype in _ONEDNN_DTYPES else None
+        dtype = dtype if dtype == torch.bfloat16 else None
+    else:
+        dtype = x.dtype if x.dtype in _ONEDNN_DTYPES else None
+    return None if dtype in _onednn["failed"] else dtype
 
 
 def _onednn_mm(weight, matrix, dtype, slope=None, other=None):
@@ -136,7 +141,7 @@ def _onednn_mm(weight, matrix, dtype, slope=None, other=None):
             return _LINEAR(a, b, None, "leaky_relu", [slope], "")
         return _LINEAR(a, b, None, "none", [], "")
     except RuntimeError:
-        _onednn["usable"] = False
+        _onednn["failed"].add(dtype)
         return None
 
 

@@ -630,16 +630,42 @@ class PairTransposedConv1d(nn.ConvTranspose1d):
 
     def _gemm_forward(self, x):
         """One matrix product, then an interleave of the two taps."""
-        batch, _, frames = x.shape
-        out_channels = self.out_channels
         # weight [C_in, C_out, 2] -> rows (tap, C_out), columns C_in.
-        weight = self.weight.permute(2, 1, 0).reshape(2 * out_channels, -1)
+        weight = self.weight.permute(2, 1, 0).reshape(2 * self.out_channels, -1)
         bias = None if self.bias is None else self.bias.repeat(2)
-        # [B, 2, C_out, T] -> [B, C_out, T, 2]: out[2t + j] = tap j of t,
-        # written in the layout of x (channel-major: [C_out, B, T, 2]).
-        y = _channel_matmul(weight, x, bias).unflatten(1, (2, out_channels))
-        if is_channel_major(x):
-            y = y.permute(2, 0, 3, 1).contiguous()
-            return y.view(out_channels, batch, 2 * frames).permute(1, 0, 2)
-        y = y.permute(0, 2, 3, 1).contiguous()
-        return y.view(batch, out_channels, 2 * frames)
+        # out[2t + j] = tap j of t, written in the layout of x.
+        return interleave_pairs(_channel_matmul(weight, x, bias))
+
+
+def interleave_pairs(taps):
+    """Interleaves two tap blocks into frames at twice the rate.
+
+    ``taps[:, :C]`` holds the even output frames and ``taps[:, C:]`` the
+    odd ones (the two taps of a kernel-2, stride-2 transposed convolution):
+    ``out[b, c, 2 t + j] = taps[b, j * C + c, t]``. The result is laid out
+    like ``taps`` (channel-major or batch-major).
+
+    Arguments
+    ---------
+    taps : torch.Tensor
+        ``[B, 2 C, T]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, C, 2 T]``, a new tensor.
+
+    Example
+    -------
+    >>> taps = torch.tensor([[[1.0, 2.0], [10.0, 20.0]]])
+    >>> interleave_pairs(taps)
+    tensor([[[ 1., 10.,  2., 20.]]])
+    """
+    batch, rows, frames = taps.shape
+    out_channels = rows // 2
+    y = taps.unflatten(1, (2, out_channels))
+    if batch > 1 and is_channel_major(taps):
+        y = y.permute(2, 0, 3, 1).contiguous()
+        return y.view(out_channels, batch, 2 * frames).permute(1, 0, 2)
+    y = y.permute(0, 2, 3, 1).contiguous()
+    return y.view(batch, out_channels, 2 * frames)

@@ -29,7 +29,10 @@ from torch import nn
 from speechbrain_ext.lobes.fast_conv import (
     PairTransposedConv1d,
     PointwiseConv1d,
+    _use_fast_path,
     _use_fast_path_for,
+    interleave_pairs,
+    pointwise_conv1d,
 )
 from speechbrain_ext.lobes.masking import (
     downsample_mask,
@@ -37,6 +40,7 @@ from speechbrain_ext.lobes.masking import (
     pool_pairs,
     upsample_mask,
 )
+from speechbrain_ext.lobes.mra_input_product import merged_input_weights
 from speechbrain_ext.lobes.res2net import Bottle2neck
 
 
@@ -160,12 +164,32 @@ class MRABlock(nn.Module):
         torch.Tensor
             ``[B, C, T]``.
         """
-        same = self.same(x, mask)
-        up = self.up(self.up_conv(x), upsample_mask(mask))
-        up = pool_pairs(up)
+        merged = None
+        if _use_fast_path(x) and not torch.is_grad_enabled():
+            merged = merged_input_weights(self)
+        if merged is not None:
+            same, up = self._same_and_up_merged(x, mask, *merged)
+        else:
+            same = self.same(x, mask)
+            up = self.up(self.up_conv(x), upsample_mask(mask))
+            up = pool_pairs(up)
         down = self.down(pool_pairs(x), downsample_mask(mask))
         down = self.down_conv(down)
         mixed = self.gate([same, up, down], mask)
         if _use_fast_path_for(mixed, self.gate):
             return mixed.add_(x)
         return x + mixed
+
+    def _same_and_up_merged(self, x, mask, weight, bias, floor_same,
+                            floor_up):
+        """The ``same`` and ``up`` paths from one folded product of ``x``
+        (``mra_input_product``); CPU inference only."""
+        width = floor_same.shape[0]
+        heads = pointwise_conv1d(x, weight, bias)
+        same_groups = heads[:, :width].clamp_(min=floor_same)
+        up_groups = heads[:, width : 3 * width].clamp_(min=floor_up)
+        up_residual = heads[:, 3 * width :]
+        same = self.same.finish(self.same.body(same_groups, mask), x, mask)
+        up = self.up.body(interleave_pairs(up_groups), upsample_mask(mask))
+        up = self.up.finish(pool_pairs(up), up_residual, mask)
+        return same, up

@@ -123,8 +123,30 @@ class Bottle2neck(nn.Module):
         torch.Tensor
             ``[B, C, T]``.
         """
-        residual = x
         groups = conv_relu_bn(self.conv1, self.bn1, x)
+        return self.finish(self.body(groups, mask), x, mask)
+
+    def body(self, groups, mask=None):
+        """The block from the output of ``bn1`` to that of ``bn3``.
+
+        Arguments
+        ---------
+        groups : torch.Tensor
+            ``bn1(relu(conv1(x)))``, ``[B, width * scale, T]``.
+        mask : torch.Tensor or None
+            ``[B, 1, T]`` mask of valid frames.
+
+        Returns
+        -------
+        torch.Tensor
+            ``bn3(relu(conv3(...)))``, ``[B, channels, T]``.
+
+        Example
+        -------
+        >>> block = Bottle2neck(8).eval()
+        >>> block.body(torch.randn(2, 8, 10)).shape
+        torch.Size([2, 8, 10])
+        """
         groups = groups.split(self.width, dim=1)
         outputs = []
         y = None
@@ -134,7 +156,35 @@ class Bottle2neck(nn.Module):
             outputs.append(y)
         outputs.append(groups[-1])
         y = cat_channels(outputs)
-        y = conv_relu_bn(self.conv3, self.bn3, y)
+        return conv_relu_bn(self.conv3, self.bn3, y)
+
+    def finish(self, y, residual, mask=None):
+        """The residual sum and AFMS after ``body``.
+
+        Arguments
+        ---------
+        y : torch.Tensor
+            Output of ``body``, ``[B, channels, T]`` (used as scratch
+            memory in CPU inference).
+        residual : torch.Tensor
+            The block's input (or what stands for it), ``[B, channels, T]``.
+        mask : torch.Tensor or None
+            ``[B, 1, T]`` mask of valid frames.
+
+        Returns
+        -------
+        torch.Tensor
+            ``afms(y + residual)``.
+
+        Example
+        -------
+        >>> block = Bottle2neck(8).eval()
+        >>> x = torch.randn(2, 8, 10)
+        >>> with torch.no_grad():
+        ...     y = block.finish(block.body(block.conv1(x).relu()), x)
+        >>> y.shape
+        torch.Size([2, 8, 10])
+        """
         if _use_fast_path_for(y, self.afms):
             # Inference: the sum and the scaling in the block's own output.
             return self.afms(y.add_(residual), mask, inplace=True)

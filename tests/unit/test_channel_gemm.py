@@ -117,13 +117,41 @@ def test_a_failing_onednn_falls_back_to_torch_mm(monkeypatch):
     broken.binary = broken
     monkeypatch.setattr(channel_gemm, "_LINEAR", broken)
     monkeypatch.setitem(channel_gemm._onednn, "usable", True)
+    monkeypatch.setitem(channel_gemm._onednn, "failed", set())
     weight, x = torch.randn(5, 3), torch.randn(2, 3, 8)
     with torch.no_grad():
         y = channel_matmul(weight, x, slope=0.3)
     torch.testing.assert_close(
         y, _reference(weight, x, slope=0.3), rtol=1e-5, atol=1e-5
     )
-    assert channel_gemm._onednn["usable"] is False
+    assert channel_gemm._onednn["failed"] == {torch.float32}
+
+
+@pytest.mark.skipif(not HAS_ONEDNN, reason="torch built without oneDNN")
+def test_a_bfloat16_failure_keeps_float32_on_onednn(monkeypatch):
+    # A CPU without bfloat16 support may refuse the bfloat16 product; the
+    # float32 products of the same process must still use oneDNN.
+    real = channel_gemm._LINEAR
+
+    def bf16_broken(a, *args):
+        if a.dtype == torch.bfloat16:
+            raise RuntimeError("no bfloat16 here")
+        return real(a, *args)
+
+    counting = _CountingLinear(bf16_broken)
+    monkeypatch.setattr(channel_gemm, "_LINEAR", counting)
+    monkeypatch.setitem(channel_gemm._onednn, "failed", set())
+    weight, x = torch.randn(5, 3), torch.randn(1, 3, 8)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y16 = channel_matmul(weight, x)
+        y32 = channel_matmul(weight, x)
+    torch.testing.assert_close(y16.float()[0], weight @ x[0], rtol=2e-2,
+                               atol=5e-2)
+    torch.testing.assert_close(y32, _reference(weight, x), rtol=1e-5,
+                               atol=1e-5)
+    assert channel_gemm._onednn["failed"] == {torch.bfloat16}
+    assert counting.calls == ["none", "none"]  # the bf16 try, then float32
 
 
 @pytest.mark.skipif(not HAS_ONEDNN, reason="torch built without oneDNN")
