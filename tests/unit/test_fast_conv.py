@@ -318,3 +318,37 @@ def test_a_near_tie_goes_to_the_stock_kernel(monkeypatch, fast_time,
         fast_conv._run("probe", x, 1, x, stock, fast)
     (choice,) = fast_conv.kernel_choices().values()
     assert choice == expected
+
+
+def test_an_in_place_alternative_is_timed_on_a_copy(monkeypatch):
+    """With ``trial``, the timing runs the copying stand-in: the input is
+    left as given, and the first call's output is what later calls give."""
+    calls = {"fast": 0, "trial": 0}
+
+    def stock(t):
+        return t * 2
+
+    def fast(t):
+        calls["fast"] += 1
+        return t.mul_(2)
+
+    def trial(t):
+        calls["trial"] += 1
+        return fast(t.clone())
+
+    monkeypatch.setattr(
+        fast_conv, "_best_of",
+        lambda fn, t: (fn(t), 1.0 if fn is stock else 0.5)[1],
+    )
+    x = torch.arange(4.0)
+    with cpu_kernels("auto"):
+        first = fast_conv._run("probe", x, 1, x, stock, fast, trial=trial)
+    assert torch.equal(x, torch.arange(4.0))  # timing left x alone
+    assert calls["trial"] >= 1 + fast_conv.TIMING_ROUNDS
+    assert calls["fast"] == calls["trial"]  # only through the stand-in
+    (choice,) = fast_conv.kernel_choices().values()
+    assert choice == "fast"
+    with cpu_kernels("auto"):
+        later = fast_conv._run("probe", x, 1, x, stock, fast, trial=trial)
+    assert torch.equal(first, later)
+    assert later is x  # the chosen in-place kernel on the real input

@@ -178,3 +178,28 @@ def test_mixed_lengths_are_embedded_in_groups(model, monkeypatch):
     seen.clear()
     model(batch, counts / 16000.0)  # training: one batch (BN statistics)
     assert len(seen) == 1
+
+
+@pytest.mark.parametrize("mode", ["auto", "stock", "fast"])
+def test_handed_over_global_layer_norm_equals_group_norm(mode):
+    """``inplace=True`` (whichever kernel is timed faster) normalises like
+    the one-group GroupNorm, and the first (timing) call leaves nothing
+    behind that changes later calls."""
+    from speechbrain_ext.lobes import fast_conv
+    from speechbrain_ext.lobes.tcn import GlobalLayerNorm
+
+    fast_conv.clear_kernel_choices()
+    torch.manual_seed(4)
+    norm = GlobalLayerNorm(6).double()
+    norm.gamma.data.uniform_(0.5, 1.5)
+    norm.beta.data.normal_()
+    x = torch.randn(2, 6, 50, dtype=torch.float64) * 3 + 1
+    expected = torch.nn.functional.group_norm(
+        x, 1, norm.gamma.view(-1), norm.beta.view(-1), norm.eps
+    )
+    with torch.no_grad(), fast_conv.cpu_kernels(mode):
+        first = norm(x.clone(), inplace=True)
+        later = norm(x.clone(), inplace=True)
+    torch.testing.assert_close(first, expected, rtol=1e-10, atol=1e-10)
+    assert torch.equal(first, later)
+    fast_conv.clear_kernel_choices()
