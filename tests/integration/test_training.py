@@ -199,8 +199,13 @@ def _intra_epoch_ckpt(save_folder, min_epoch):
     for path in save_folder.glob("CKPT+*"):
         if not SafeCheckpointer.is_complete(path):
             continue
-        meta = yaml.safe_load(open(path / "CKPT.yaml"))
-        epoch = int((path / "counter.ckpt").read_text())
+        try:
+            meta = yaml.safe_load(open(path / "CKPT.yaml"))
+            epoch = int((path / "counter.ckpt").read_text())
+        except FileNotFoundError:
+            # The running recipe removes older checkpoints as it saves new
+            # ones, so a folder can vanish between the checks.
+            continue
         if not meta["end-of-epoch"] and epoch >= min_epoch:
             return path
     return None
