@@ -15,17 +15,28 @@ convolutions accept it too (as any strided tensor).
 The product runs on oneDNN's matrix multiplication
 (``torch.ops.mkldnn._linear_pointwise``, the kernel ``torch.compile`` uses
 for linear layers on the CPU) when torch was built with it and the dtype is
-float32 or bfloat16, else on ``torch.mm``. oneDNN's kernels use every
-vector extension of the CPU; ``torch.mm`` goes through the BLAS, which on
-some CPUs does not (MKL runs AVX2 code on AMD processors). Whether either
-beats torch's convolution on the machine at hand is decided by
-``fast_conv``'s timed choice, never assumed.
+float32 or bfloat16, or on ``torch.mm``. oneDNN's kernels use every vector
+extension of the CPU, but have a fixed cost per call that dominates small
+products on some CPUs (on an AVX2-only EPYC, 154 us against 81 us for
+``[192, 64] @ [64, 200]``); ``torch.mm`` goes through the BLAS, which on
+some CPUs runs older vector code (MKL runs AVX2 code on AMD processors).
+So each product shape is timed once on both (``kernel_timing``), and
+``torch.mm`` replaces oneDNN only where it timed clearly faster
+(``matmul_backend``, ``backend_choices``). Whether the products beat
+torch's convolutions on the machine at hand is ``fast_conv``'s timed
+choice, never assumed.
 
 Authors
  * MR-RawNet SpeechBrain recipe contributors
 """
 
+import contextlib
+import functools
+import os
+
 import torch
+
+from speechbrain_ext.lobes.kernel_timing import alternative_is_faster
 
 _LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 #: Whether oneDNN's matrix product can be used, and the dtypes in which it
@@ -36,6 +47,93 @@ _onednn = {
     "failed": set(),
 }
 _ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+#: Product backends: timed per product shape (``auto``), or one forced.
+BACKENDS = ("auto", "onednn", "mm")
+#: The backend ``mode`` (``MR_RAWNET_MATMUL_BACKEND``, default ``auto``)
+#: and the timed decisions (``choices``).
+_backends = {
+    "mode": os.environ.get("MR_RAWNET_MATMUL_BACKEND", "auto"),
+    "choices": {},
+}
+if _backends["mode"] not in BACKENDS:
+    raise ValueError(
+        f"MR_RAWNET_MATMUL_BACKEND must be one of {BACKENDS}, got "
+        f"{_backends['mode']!r}"
+    )
+
+
+@contextlib.contextmanager
+def matmul_backend(mode):
+    """Forces the backend of the channel products inside a ``with`` block
+    (for the whole process: ``MR_RAWNET_MATMUL_BACKEND``).
+
+    By default (``auto``) each product shape is timed once on oneDNN and on
+    ``torch.mm`` (the BLAS), and ``torch.mm`` replaces oneDNN for that
+    shape only where it timed ``kernel_timing.CHOICE_MARGIN`` faster:
+    oneDNN's product has a fixed cost per call that dominates small
+    products on some CPUs, while on others the BLAS runs older vector code.
+
+    Arguments
+    ---------
+    mode : str
+        ``"auto"``, ``"onednn"`` (where torch has it; else ``torch.mm``)
+        or ``"mm"``.
+
+    Yields
+    ------
+    None
+
+    Example
+    -------
+    >>> w, x = torch.randn(4, 3), torch.randn(1, 3, 5)
+    >>> with torch.no_grad(), matmul_backend("mm"):
+    ...     y = channel_matmul(w, x)
+    >>> torch.allclose(y, torch.einsum("rc,bct->brt", w, x), atol=1e-6)
+    True
+    """
+    if mode not in BACKENDS:
+        raise ValueError(f"matmul backend must be one of {BACKENDS}, "
+                         f"got {mode!r}")
+    before, _backends["mode"] = _backends["mode"], mode
+    try:
+        yield
+    finally:
+        _backends["mode"] = before
+
+
+def backend_choices():
+    """The timed backend decisions of this process.
+
+    Returns
+    -------
+    dict
+        ``(R, C, N rounded up to a power of two, dtype) -> "onednn"`` or
+        ``"mm"``, one entry per product shape and dtype timed so far (the
+        decision last timed for it, over epilogues and thread counts).
+
+    Example
+    -------
+    >>> clear_backend_choices()
+    >>> backend_choices()
+    {}
+    """
+    return {
+        (*shape, 1 << bits, str(dtype).replace("torch.", "")): choice
+        for (shape, bits, _, dtype, *_), choice
+        in _backends["choices"].items()
+    }
+
+
+def clear_backend_choices():
+    """Forgets the timed backend decisions (the next products time again).
+
+    Example
+    -------
+    >>> clear_backend_choices()
+    >>> len(_backends["choices"])
+    0
+    """
+    _backends["choices"].clear()
 
 
 def is_channel_major(x):
@@ -207,21 +305,77 @@ def channel_matmul(weight, x, bias=None, slope=None, residual=None):
 
 
 def _matmul(weight, matrix, bias, slope=None, residual=None):
-    """``act(weight [R, C] @ matrix [C, N] + bias) + residual``."""
+    """``act(weight [R, C] @ matrix [C, N] + bias) + residual``, on oneDNN
+    or ``torch.mm``, whichever ``_backend`` picks for the product."""
     dtype = _compute_dtype(matrix)
-    y = None
-    if dtype is not None:
-        fuse = bias is None and (slope is None or residual is None) and (
-            residual is None
-            or (residual.dtype == dtype and residual.is_contiguous())
-        )
-        y = _onednn_mm(weight, matrix, dtype, *(
-            (slope, residual) if fuse else (None, None)
-        ))
-        if y is not None and fuse:
-            return y
-    if y is None:
-        y = torch.mm(weight, matrix)
+    if dtype is None:
+        return _mm_matmul(weight, matrix, bias, slope, residual)
+    fuse = bias is None and (slope is None or residual is None) and (
+        residual is None
+        or (residual.dtype == dtype and residual.is_contiguous())
+    )
+    args = (weight, matrix, bias, slope, residual, dtype, fuse)
+    choice = _backend(args)
+    if choice == "mm":
+        return _mm_matmul(weight, matrix, bias, slope, residual)
+    if choice is None:  # first meeting: timed, the chosen output returned
+        return _time_backends(args)
+    y = _onednn_matmul(*args)
+    return _mm_matmul(weight, matrix, bias, slope, residual) if y is None \
+        else y
+
+
+def _backend(args):
+    """The backend of the product ``args``: forced by ``matmul_backend``,
+    else the timed choice for its shape (None before it was timed)."""
+    if _backends["mode"] != "auto":
+        return _backends["mode"]
+    return _backends["choices"].get(_backend_key(args))
+
+
+def _backend_key(args):
+    """Product shape (``N`` rounded to a power of two), dtypes, epilogue,
+    threads: what the timed backend choice depends on."""
+    weight, matrix, bias, slope, residual, dtype, fuse = args
+    return (
+        weight.shape, matrix.shape[1].bit_length(), matrix.dtype, dtype,
+        bias is None, slope is None, residual is None, fuse,
+        torch.get_num_threads(),
+    )
+
+
+def _time_backends(args):
+    """Times oneDNN against ``torch.mm`` for this product; ``torch.mm`` is
+    kept for its shape only when it timed ``CHOICE_MARGIN`` faster."""
+    weight, matrix, bias, slope, residual = args[:5]
+    onednn = functools.partial(_onednn_matmul, *args)
+    if onednn() is None:  # oneDNN failed (its dtype is now marked failed)
+        return _mm_matmul(weight, matrix, bias, slope, residual)
+    faster, outs = alternative_is_faster(
+        onednn, functools.partial(_mm_matmul, *args[:5])
+    )
+    _backends["choices"][_backend_key(args)] = "mm" if faster else "onednn"
+    return outs[1] if faster else outs[0]
+
+
+def _onednn_matmul(weight, matrix, bias, slope, residual, dtype, fuse):
+    """The product on oneDNN (epilogue fused when ``fuse``); None if
+    oneDNN failed."""
+    y = _onednn_mm(weight, matrix, dtype, *(
+        (slope, residual) if fuse else (None, None)
+    ))
+    if y is None or fuse:
+        return y
+    return _epilogue(y, bias, slope, residual)
+
+
+def _mm_matmul(weight, matrix, bias, slope, residual):
+    """The product on ``torch.mm``, then bias, leaky ReLU and residual."""
+    return _epilogue(torch.mm(weight, matrix), bias, slope, residual)
+
+
+def _epilogue(y, bias, slope, residual):
+    """``act(y + bias) + residual`` in the memory of ``y``."""
     if bias is not None:
         y = y.add_(bias.to(y.dtype).unsqueeze(-1))
     if slope is not None:

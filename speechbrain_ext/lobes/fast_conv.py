@@ -20,10 +20,11 @@ the first time a layer shape meets an input shape (batch size and frame
 count rounded to powers of two, dtype, contiguity, thread count), both
 kernels are timed, interleaved, and the faster one is kept for the rest of
 the process (``kernel_choices()`` lists the decisions). The alternative is
-kept only when it timed at least ``CHOICE_MARGIN`` (5 %) faster, so a near
-tie on a noisy machine goes to the stock kernel: the alternative kernels
-can only replace a stock kernel that was clearly slower here. The mode can
-be forced with ``set_cpu_kernels("stock" | "fast" | "auto")`` or the
+kept only when it timed at least ``kernel_timing.CHOICE_MARGIN`` (5 %)
+faster, so a near tie on a noisy machine goes to the stock kernel: the
+alternative kernels can only replace a stock kernel that was clearly
+slower here. The mode can be forced with
+``set_cpu_kernels("stock" | "fast" | "auto")`` or the
 ``MR_RAWNET_CPU_KERNELS`` environment variable (default ``auto``).
 
 Each layer subclasses the matching ``torch.nn`` layer, so its parameters,
@@ -40,7 +41,6 @@ Authors
 
 import contextlib
 import os
-import time
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +48,11 @@ from torch import nn
 
 from speechbrain_ext.lobes.channel_gemm import (
     channel_matmul,
+    clear_backend_choices,
     is_channel_major,
     to_channel_major,
 )
+from speechbrain_ext.lobes.kernel_timing import alternative_is_faster
 
 #: Kernel selection modes: time both (``auto``), or force one.
 MODES = ("auto", "stock", "fast")
@@ -61,14 +63,6 @@ if _mode not in MODES:
     )
 #: Timed decisions: key -> True when the alternative kernel was faster.
 _choices = {}
-#: Timed repetitions of each kernel per round when a new shape is met.
-TIMING_REPEATS = 3
-#: Interleaved timing rounds (the best time of all rounds counts).
-TIMING_ROUNDS = 3
-#: How much faster the alternative kernel must time to be chosen: on a
-#: shared or noisy machine a near tie goes to the stock kernel, so that
-#: timing noise cannot make "auto" slower than "stock".
-CHOICE_MARGIN = 0.05
 
 
 def set_cpu_kernels(mode):
@@ -153,7 +147,8 @@ def kernel_choices():
 
 
 def clear_kernel_choices():
-    """Forgets the timed decisions (the next calls time again).
+    """Forgets the timed decisions, those of the channel products'
+    backend too (the next calls time again).
 
     Example
     -------
@@ -162,6 +157,7 @@ def clear_kernel_choices():
     {}
     """
     _choices.clear()
+    clear_backend_choices()
 
 
 def _use_fast_path(x, *params):
@@ -183,20 +179,11 @@ def _use_fast_path_for(x, module):
     return _use_fast_path(x)
 
 
-def _best_of(fn, x):
-    """Shortest wall time of ``TIMING_REPEATS`` calls of ``fn(x)``."""
-    best = float("inf")
-    for _ in range(TIMING_REPEATS):
-        start = time.perf_counter()
-        fn(x)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def _run(name, weight, dilation, x, stock, fast, trial=None):
     """Runs ``fast(x)`` or ``stock(x)``, whichever the mode and the timed
     decision for this shape pick; times both at the first meeting, and
-    keeps the alternative only when it was ``CHOICE_MARGIN`` faster.
+    keeps the alternative only when it was ``kernel_timing.CHOICE_MARGIN``
+    faster.
     ``trial`` stands in for ``fast`` while timing (for a ``fast`` that
     works in place: a version that copies ``x`` first, so ``x`` stays as
     given; the copy counts against it)."""
@@ -218,12 +205,8 @@ def _run(name, weight, dilation, x, stock, fast, trial=None):
     )
     choice = _choices.get(key)
     if choice is None:
-        outs = (stock(x), trial(x))  # also warms both kernels up
-        stock_s, fast_s = float("inf"), float("inf")
-        for _ in range(TIMING_ROUNDS):  # interleaved: load hits both alike
-            stock_s = min(stock_s, _best_of(stock, x))
-            fast_s = min(fast_s, _best_of(trial, x))
-        _choices[key] = choice = fast_s < (1.0 - CHOICE_MARGIN) * stock_s
+        choice, outs = alternative_is_faster(stock, trial, x)
+        _choices[key] = choice
         # The chosen kernel's output, so the first call gives bit for bit
         # what every later call with this shape gives.
         return outs[1] if choice else outs[0]

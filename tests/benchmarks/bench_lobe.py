@@ -46,7 +46,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 from speechbrain_ext.convert_official import convert_state_dict  # noqa: E402
-from speechbrain_ext.lobes import fast_conv  # noqa: E402
+from speechbrain_ext.lobes import channel_gemm, fast_conv  # noqa: E402
 from speechbrain_ext.lobes.mr_rawnet import MRRawNet  # noqa: E402
 from speechbrain_ext.pretrained import OFFICIAL_MODEL_KWARGS  # noqa: E402
 
@@ -240,9 +240,11 @@ def main():
                   f"{first:.3f} s")
     chosen = fast_conv.kernel_choices()
     fast = sum(v == "fast" for v in chosen.values())
+    backends = channel_gemm.backend_choices()
+    mm = sum(v == "mm" for v in backends.values())
     print(f"kernel choices: {fast} of {len(chosen)} layer/input shapes use "
-          "the alternative kernel; load average at the end "
-          f"{load()}")
+          f"the alternative kernel; {mm} of {len(backends)} product shapes "
+          f"run on torch.mm, not oneDNN; load average at the end {load()}")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechbrain_ext.lobes import channel_gemm, fast_conv
+from speechbrain_ext.lobes import channel_gemm, fast_conv, kernel_timing
 from speechbrain_ext.lobes.channel_gemm import (
     cat_channels,
     channel_matmul,
     is_channel_major,
+    matmul_backend,
     scale_shift,
     to_channel_major,
 )
@@ -68,6 +69,7 @@ def _reference(weight, x, bias=None, slope=None, residual=None):
     return y if residual is None else y + residual
 
 
+@pytest.mark.parametrize("backend", ["auto", "onednn", "mm"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("channel_major", [False, True])
@@ -76,8 +78,8 @@ def _reference(weight, x, bias=None, slope=None, residual=None):
     [(False, None, False), (True, None, False), (False, 0.2, False),
      (False, None, True), (True, 0.2, True), (False, 0.2, True)],
 )
-def test_channel_matmul_equals_einsum(dtype, batch, channel_major, bias,
-                                      slope, residual):
+def test_channel_matmul_equals_einsum(backend, dtype, batch, channel_major,
+                                      bias, slope, residual):
     torch.manual_seed(0)
     weight = torch.randn(6, 4, dtype=dtype)
     x = torch.randn(batch, 4, 9, dtype=dtype)
@@ -85,7 +87,7 @@ def test_channel_matmul_equals_einsum(dtype, batch, channel_major, bias,
     res = torch.randn(batch, 6, 9, dtype=dtype) if residual else None
     if channel_major:
         x = to_channel_major(x)
-    with torch.no_grad():
+    with torch.no_grad(), matmul_backend(backend):
         y = channel_matmul(weight, x, b, slope, res)
     tol = 1e-5 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(
@@ -102,12 +104,60 @@ def test_float32_runs_on_onednn_with_fused_epilogues(monkeypatch):
     monkeypatch.setattr(channel_gemm, "_LINEAR", counting)
     weight, x = torch.randn(5, 3), torch.randn(1, 3, 8)
     res = torch.randn(1, 5, 8)
-    with torch.no_grad():
+    with torch.no_grad(), matmul_backend("onednn"):
         channel_matmul(weight, x)
         channel_matmul(weight, x, slope=0.1)
         channel_matmul(weight, x, residual=res)
         channel_matmul(weight.double(), x.double())  # float64: torch.mm
     assert counting.calls == ["none", "leaky_relu", "add"]
+
+
+@pytest.mark.skipif(not HAS_ONEDNN, reason="torch built without oneDNN")
+@pytest.mark.parametrize("faster, calls_later", [("mm", 0), ("onednn", 1)])
+def test_the_product_backend_is_timed_per_shape(monkeypatch, faster,
+                                                 calls_later):
+    """oneDNN or torch.mm, whichever timed faster for the product shape;
+    the first call hands out the chosen backend's output."""
+    counting = _CountingLinear(channel_gemm._LINEAR)
+    monkeypatch.setattr(channel_gemm, "_LINEAR", counting)
+    slow = {"mm": "_onednn_matmul", "onednn": "_mm_matmul"}[faster]
+
+    def fake_best_of(fn, *args):
+        return 1.0 if fn.func.__name__ == slow else 0.5
+
+    monkeypatch.setattr(kernel_timing, "best_of", fake_best_of)
+    weight, x = torch.randn(5, 3), torch.randn(1, 3, 8)
+    with torch.no_grad():
+        first = channel_matmul(weight, x, slope=0.1)
+        assert channel_gemm.backend_choices() == {
+            (5, 3, 16, "float32"): faster
+        }
+        counting.calls.clear()
+        later = channel_matmul(weight, x, slope=0.1)
+        assert len(counting.calls) == calls_later
+        assert torch.equal(first, later)
+        # Another shape is timed on its own.
+        channel_matmul(weight, torch.randn(1, 3, 40))
+    assert len(channel_gemm.backend_choices()) == 2
+    fast_conv.clear_kernel_choices()  # forgets the backends too
+    assert channel_gemm.backend_choices() == {}
+
+
+def test_a_forced_backend_is_not_timed(monkeypatch):
+    def no_timing(*args):
+        raise AssertionError("timed")
+
+    monkeypatch.setattr(kernel_timing, "best_of", no_timing)
+    weight, x = torch.randn(5, 3), torch.randn(2, 3, 8)
+    with torch.no_grad():
+        for mode in ("onednn", "mm"):
+            with matmul_backend(mode):
+                y = channel_matmul(weight, x)
+            torch.testing.assert_close(y, _reference(weight, x))
+    assert channel_gemm.backend_choices() == {}
+    with pytest.raises(ValueError, match="one of"):
+        with matmul_backend("blas"):
+            pass
 
 
 def test_a_failing_onednn_falls_back_to_torch_mm(monkeypatch):
@@ -142,7 +192,7 @@ def test_a_bfloat16_failure_keeps_float32_on_onednn(monkeypatch):
     monkeypatch.setattr(channel_gemm, "_LINEAR", counting)
     monkeypatch.setitem(channel_gemm._onednn, "failed", set())
     weight, x = torch.randn(5, 3), torch.randn(1, 3, 8)
-    with torch.no_grad():
+    with torch.no_grad(), matmul_backend("onednn"):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             y16 = channel_matmul(weight, x)
         y32 = channel_matmul(weight, x)
