@@ -139,6 +139,36 @@ def test_pair_transposed_without_bias():
     _check_same(conv, nn.ConvTranspose1d.forward, x)
 
 
+@pytest.mark.parametrize("change", ["load_state_dict", "in_place"])
+@pytest.mark.parametrize("layer, stock", [
+    (lambda: PairTransposedConv1d(4, 3), nn.ConvTranspose1d.forward),
+    (lambda: DilatedConv1d(4, 3, 3, 2), nn.Conv1d.forward),
+])
+def test_kernel_weight_layouts_follow_changed_weights(layer, stock, change):
+    """The weights rearranged for the alternative kernels are kept between
+    calls, and rebuilt as soon as a weight changes in place."""
+    torch.manual_seed(8)
+    conv = layer().double()
+    x = torch.randn(1, 4, 9, dtype=torch.float64)
+    with cpu_kernels("fast"), torch.no_grad():
+        first = conv(x)
+        cached = {k: v[2] for k, v in vars(conv).items()
+                  if k.startswith(("_pair", "_tap"))}
+        assert cached  # the rearranged weights are kept ...
+        conv(x)
+        assert all(vars(conv)[k][2] is v for k, v in cached.items())  # reused
+        if change == "load_state_dict":
+            state = {k: v * 3 - 1 for k, v in conv.state_dict().items()}
+            conv.load_state_dict(state)
+        else:
+            conv.weight.mul_(-2)
+            conv.bias.add_(1)
+        torch.testing.assert_close(conv(x), stock(conv, x))
+        assert not torch.allclose(conv(x), first)
+    with cpu_kernels("fast"), torch.inference_mode():
+        torch.testing.assert_close(conv(x), stock(conv, x))
+
+
 def test_state_dict_keys_and_shapes_match_stock_layers():
     """Checkpoints move between the fast and the stock layers unchanged."""
     pairs = [
